@@ -1,0 +1,195 @@
+"""The public inference API: load a checkpoint once, then clone voices, synthesise and stream.
+
+:class:`XttsEngine` holds only read-only things (weights, tokenizer, config, named speakers, the
+voice cache). Each call builds its own :class:`~xtts_core.generate.CodeStream` and
+:class:`~xtts_core.stream.IncrementalVocoder`, so several threads may stream from one engine at
+once (each at its own pace; batching them into one step comes with the worker engine).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xtts_core._extras import require_inference
+
+require_inference("xtts_core.engine")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from xtts_core.checkpoint import CheckpointFiles  # noqa: E402
+from xtts_core.errors import ParameterError, XttsError  # noqa: E402
+from xtts_core.generate import CodeStream, SamplingParams  # noqa: E402
+from xtts_core.loader import LoadedCheckpoint, load_checkpoint  # noqa: E402
+from xtts_core.stream import IncrementalVocoder, apply_speed, speed_scale  # noqa: E402
+from xtts_core.voice import (  # noqa: E402
+    CloneSettings,
+    Voice,
+    VoiceCache,
+    audio_fingerprint,
+    clone_voice_from_files,
+    model_fingerprint,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Chunking of a streamed sentence, in audio codes (one code = 46.4 ms of audio).
+
+    ``first_chunk_codes`` is small so the first audio leaves early; later chunks are larger so
+    the vocoder runs less often. ``lookahead_frames``/``overlap_samples``: see ``stream.py``.
+    ``denoise`` runs ``noisereduce`` on each chunk (off by default: it changes the audio).
+    """
+
+    first_chunk_codes: int = 8
+    chunk_codes: int = 20
+    lookahead_frames: int | None = None
+    overlap_samples: int = 0
+    denoise: bool = False
+
+    def __post_init__(self) -> None:
+        if self.first_chunk_codes < 1 or self.chunk_codes < 1:
+            raise ParameterError("first_chunk_codes and chunk_codes must be >= 1")
+
+
+@dataclass
+class AudioChunk:
+    """Samples of one streamed chunk (float32, mono, ``sample_rate`` Hz) with its timing."""
+
+    samples: np.ndarray
+    sample_rate: int
+    index: int
+    codes_so_far: int
+    is_final: bool
+    elapsed_s: float
+
+
+@dataclass
+class Synthesis:
+    """One-shot result: the waveform plus what produced it."""
+
+    wav: np.ndarray
+    sample_rate: int
+    codes: list[int]
+    latents: Tensor = field(repr=False)
+
+
+class XttsEngine:
+    """A loaded XTTS model ready to speak."""
+
+    def __init__(self, checkpoint: LoadedCheckpoint, voice_cache: VoiceCache | None = None) -> None:
+        self.checkpoint = checkpoint
+        self.model = checkpoint.model
+        self.tokenizer = checkpoint.tokenizer
+        self.config = checkpoint.config
+        self.voice_cache = voice_cache or VoiceCache()
+        self.clone_settings = CloneSettings.from_config(self.config.conditioning)
+        self._model_id = model_fingerprint(self.model)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str | Path | CheckpointFiles,
+        device: str | None = None,
+        dtype: str = "fp32",
+        voice_cache_dir: str | Path | None = None,
+    ) -> XttsEngine:
+        """Load a checkpoint directory (or explicit files) on ``device`` (default: cuda if present)."""
+        return cls(load_checkpoint(model_dir, device, dtype), VoiceCache(directory=voice_cache_dir))
+
+    @property
+    def sample_rate(self) -> int:
+        """Output rate of the audio (24000 for XTTS-v2)."""
+        return self.config.decoder.output_sample_rate
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return self.tokenizer.languages
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """Names of the voices in the checkpoint's speakers_xtts.pth."""
+        return tuple(self.checkpoint.speakers)
+
+    def speaker(self, name: str) -> Voice:
+        """A named voice from speakers_xtts.pth."""
+        if name not in self.checkpoint.speakers:
+            known = ", ".join(self.speakers) or "none (no speakers_xtts.pth)"
+            raise XttsError(f"unknown speaker {name!r}; known speakers: {known}")
+        return Voice.from_entry(name, self.checkpoint.speakers[name])
+
+    def clone_voice(
+        self, paths: Sequence[str | Path], settings: CloneSettings | None = None, name: str = "voice"
+    ) -> Voice:
+        """Clone from reference files, through the voice cache (keyed by content and settings)."""
+        settings = settings or self.clone_settings
+        key = VoiceCache.key(self._model_id, audio_fingerprint(paths), settings)
+        voice = self.voice_cache.get(key)
+        if voice is None:
+            voice = clone_voice_from_files(self.model, paths, settings, name)
+            self.voice_cache.put(key, voice)
+        return voice
+
+    def _codes(self, text: str, language: str, voice: Voice, params: SamplingParams) -> CodeStream:
+        ids = self.tokenizer.encode(text, language)
+        return CodeStream(self.model.gpt, voice.gpt_cond_latent, ids, params)
+
+    @torch.inference_mode()
+    def synthesize(
+        self, text: str, language: str, voice: Voice, params: SamplingParams | None = None,
+        speed: float = 1.0,
+    ) -> Synthesis:  # fmt: skip
+        """Speak one segment at once: all codes, then one vocoder pass over all latents."""
+        scale = speed_scale(speed)
+        stream = self._codes(text, language, voice, params or SamplingParams())
+        latents = torch.stack([latent for _, latent in stream])  # (T, C)
+        stretched = apply_speed(latents, scale)
+        g = voice.speaker_embedding.to(self.model.device)
+        wav = self.model.hifigan_decoder(stretched[None].to(self.model.device), g)[0, 0]
+        return Synthesis(wav.float().cpu().numpy(), self.sample_rate, stream.codes, latents.cpu())
+
+    def stream(
+        self, text: str, language: str, voice: Voice, params: SamplingParams | None = None,
+        speed: float = 1.0, options: StreamOptions | None = None,
+    ) -> Iterator[AudioChunk]:  # fmt: skip
+        """Speak one segment as chunks of audio, yielded as soon as each is final."""
+        options = options or StreamOptions()
+        t0 = time.perf_counter()
+        codes = self._codes(text, language, voice, params or SamplingParams())
+        vocoder = IncrementalVocoder(
+            self.model.hifigan_decoder, voice.speaker_embedding.to(self.model.device), speed,
+            options.lookahead_frames, options.overlap_samples,
+        )  # fmt: skip
+        due, index, count = options.first_chunk_codes, 0, 0
+        for _, latent in codes:
+            vocoder.push(latent)
+            count += 1
+            if count >= due:
+                due += options.chunk_codes
+                samples = vocoder.pull()
+                if samples.numel():
+                    yield self._chunk(samples, index, count, False, t0, options.denoise)
+                    index += 1
+        yield self._chunk(vocoder.pull(final=True), index, count, True, t0, options.denoise)
+
+    def _chunk(
+        self, samples: Tensor, index: int, codes: int, final: bool, t0: float, denoise: bool
+    ) -> AudioChunk:
+        data = samples.cpu().numpy().astype(np.float32)
+        if denoise and data.size:
+            data = _denoise(data, self.sample_rate)
+        return AudioChunk(data, self.sample_rate, index, codes, final, time.perf_counter() - t0)
+
+
+def _denoise(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    import noisereduce  # imported lazily: it pulls scipy and is off by default
+
+    out: np.ndarray = noisereduce.reduce_noise(y=samples, sr=sample_rate, stationary=True)
+    return out.astype(np.float32)

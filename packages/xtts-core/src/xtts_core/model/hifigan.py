@@ -1,0 +1,461 @@
+"""The XTTS-v2 vocoder: GPT latents (B, T, 1024) + speaker embedding (B, 512, 1) -> 24 kHz wave.
+
+What it does: :class:`HifiDecoder` repeats coqui's ``HifiDecoder.forward`` (two linear
+interpolations, then a speaker-conditioned HiFi-GAN generator with ResBlock1 multi-receptive-field
+blocks) with the same parameter names as coqui's ``hifigan_decoder.*`` state_dict, so a slice of
+a released checkpoint loads with ``strict=True`` once weight norm is folded
+(:func:`xtts_core.model.weight_norm.fold_weight_norm`). It also gives the exact mapping from
+latents to output samples and a windowed entry point (:meth:`HifiDecoder.vocode_window`) on
+which incremental vocoding can be built.
+
+What it does not do: weight norm (plain convolutions, inference only), training, coqui's
+``ResBlock2`` / ``lin_pre`` / ``inference_padding`` paths (XTTS never uses them), checkpoint
+loading, streaming state or cross-fades.
+
+Sample mapping at the released settings (22050 -> 24000 Hz, hop 256, code stride 1024):
+T latents -> ``4T`` frames (x4 linear) -> ``M = floor(4T * 24000 / 22050)`` frames (linear)
+-> ``256 * M`` samples. One latent is 1114.56 output samples (46.44 ms).
+
+Receptive field (release sizes; see :meth:`HifiganGenerator.receptive_field` and
+:meth:`HifiDecoder.source_latents`; checked by a perturbation test): an output sample of generator
+frame ``m`` depends on generator frames ``m - 13 .. m + 13``. Through both interpolations an
+output sample depends on at most 9 consecutive latents: a sample of frame ``m``, which lies in
+latent ``t = floor((m + 0.5) / 4.354)``, depends only on latents ``t - 4 .. t + 4``
+(``4.354 = 4 * 24000 / 22050`` frames per latent). So a streaming vocoder needs 4 latents of
+left context, and the samples of a chunk are final once 4 more latents have followed it
+(:meth:`HifiDecoder.stable_samples` gives the exact count).
+"""
+
+from __future__ import annotations
+
+# The imports below follow the require_inference guard on purpose.
+# ruff: noqa: E402
+
+from xtts_core._extras import require_inference
+
+require_inference("xtts_core.model")
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from xtts_core.model.speaker_encoder import ResNetSpeakerEncoder
+
+__all__ = ["HifiDecoder", "HifiganConfig", "HifiganGenerator", "ResBlock1"]
+
+LRELU_SLOPE = 0.1  # inside the generator; the last leaky_relu uses PyTorch's default 0.01
+
+
+@dataclass(frozen=True)
+class HifiganConfig:
+    """Sizes of the HiFi-GAN generator; the defaults are XTTS-v2's."""
+
+    in_channels: int = 1024
+    upsample_initial_channel: int = 512
+    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)
+    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4)
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    cond_channels: int = 512
+    cond_in_each_up_layer: bool = True
+
+
+def _padding(kernel_size: int, dilation: int = 1) -> int:
+    return (kernel_size * dilation - dilation) // 2
+
+
+class ResBlock1(nn.Module):
+    """HiFi-GAN residual block type 1: per dilation ``x += conv2(lrelu(conv1_d(lrelu(x))))``."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
+        super().__init__()
+        k = kernel_size
+        self.convs1 = nn.ModuleList(
+            nn.Conv1d(channels, channels, k, 1, dilation=d, padding=_padding(k, d))
+            for d in dilations
+        )
+        self.convs2 = nn.ModuleList(
+            nn.Conv1d(channels, channels, k, 1, dilation=1, padding=_padding(k)) for _ in dilations
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        for c1, c2 in zip(self.convs1, self.convs2, strict=True):
+            h = c1(F.leaky_relu(x, LRELU_SLOPE))
+            h = c2(F.leaky_relu(h, LRELU_SLOPE))
+            x = h + x
+        return x
+
+
+class HifiganGenerator(nn.Module):
+    """Speaker-conditioned HiFi-GAN generator: frames (B, C_in, M) -> wave (B, 1, M * hop).
+
+    Parameter names equal coqui's ``HifiganGenerator`` (after weight-norm folding): ``conv_pre``,
+    ``ups.i``, ``resblocks.j.convs1.k`` / ``convs2.k``, ``conv_post`` (no bias), ``cond_layer``
+    and, with ``cond_in_each_up_layer``, ``conds.i``. ``resblocks`` is flat: stage ``i`` owns
+    blocks ``i * len(resblock_kernel_sizes) ...``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        upsample_initial_channel: int,
+        upsample_rates: Sequence[int],
+        upsample_kernel_sizes: Sequence[int],
+        resblock_kernel_sizes: Sequence[int],
+        resblock_dilation_sizes: Sequence[Sequence[int]],
+        cond_channels: int = 0,
+        cond_in_each_up_layer: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(upsample_rates) != len(upsample_kernel_sizes):
+            raise ValueError("upsample_rates and upsample_kernel_sizes differ in length")
+        if len(resblock_kernel_sizes) != len(resblock_dilation_sizes):
+            raise ValueError("resblock_kernel_sizes and resblock_dilation_sizes differ in length")
+        if cond_in_each_up_layer and cond_channels <= 0:
+            raise ValueError("cond_in_each_up_layer needs cond_channels > 0")
+        self.upsample_rates = tuple(upsample_rates)
+        self.upsample_kernel_sizes = tuple(upsample_kernel_sizes)
+        self.resblock_kernel_sizes = tuple(resblock_kernel_sizes)
+        self.resblock_dilation_sizes = tuple(tuple(d) for d in resblock_dilation_sizes)
+        self.num_kernels = len(resblock_kernel_sizes)
+        self.hop_length = math.prod(upsample_rates)
+
+        c0 = upsample_initial_channel
+        self.conv_pre = nn.Conv1d(in_channels, c0, 7, 1, padding=3)
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose1d(c0 // 2**i, c0 // 2 ** (i + 1), k, u, padding=(k - u) // 2)
+            for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes, strict=True))
+        )
+        self.resblocks = nn.ModuleList(
+            ResBlock1(c0 // 2 ** (i + 1), k, d)
+            for i in range(len(self.ups))
+            for k, d in zip(resblock_kernel_sizes, resblock_dilation_sizes, strict=True)
+        )
+        c_last = c0 // 2 ** len(self.ups)
+        self.conv_post = nn.Conv1d(c_last, 1, 7, 1, padding=3, bias=False)
+        self.cond_layer = nn.Conv1d(cond_channels, c0, 1) if cond_channels > 0 else None
+        self.conds = (
+            nn.ModuleList(nn.Conv1d(cond_channels, c0 // 2 ** (i + 1), 1) for i in range(len(self.ups)))
+            if cond_in_each_up_layer
+            else None
+        )
+
+    @classmethod
+    def from_config(cls, config: HifiganConfig) -> HifiganGenerator:
+        """Build the generator from a :class:`HifiganConfig`."""
+        return cls(
+            config.in_channels,
+            config.upsample_initial_channel,
+            config.upsample_rates,
+            config.upsample_kernel_sizes,
+            config.resblock_kernel_sizes,
+            config.resblock_dilation_sizes,
+            config.cond_channels,
+            config.cond_in_each_up_layer,
+        )
+
+    def forward(self, x: Tensor, g: Tensor | None = None) -> Tensor:
+        """Vocode frames ``x`` (B, C_in, M) with speaker embedding ``g`` (B, cond, 1).
+
+        Returns the wave (B, 1, M * hop_length) in [-1, 1].
+        """
+        if (self.cond_layer is not None or self.conds is not None) and g is None:
+            raise ValueError("this generator is speaker-conditioned: pass g (B, cond_channels, 1)")
+        o = self.conv_pre(x)
+        if self.cond_layer is not None:
+            o = o + self.cond_layer(g)  # (B, C0, 1) broadcast over time
+        n = self.num_kernels
+        for i, up in enumerate(self.ups):
+            o = up(F.leaky_relu(o, LRELU_SLOPE))
+            if self.conds is not None:
+                o = o + self.conds[i](g)
+            z = self.resblocks[i * n](o)
+            for j in range(1, n):
+                z = z + self.resblocks[i * n + j](o)
+            o = z / n
+        o = F.leaky_relu(o)  # default slope 0.01, as coqui
+        return torch.tanh(self.conv_post(o))
+
+    def weight_normed_keys(self) -> list[str]:
+        """Names of the weights coqui keeps under weight norm (``ups.*``, ``resblocks.*``)."""
+        return [
+            name
+            for name, _ in self.named_parameters()
+            if name.endswith(".weight") and name.startswith(("ups.", "resblocks."))
+        ]
+
+    def receptive_field(self) -> tuple[int, int]:
+        """Input frames an output sample depends on, as ``(left, right)`` around its own frame.
+
+        Output sample ``n`` lies in frame ``m = n // hop_length`` and depends only on input
+        frames ``m - left .. m + right``; the worst case over the phases ``n % hop_length`` of
+        :meth:`phase_receptive_field`. ``(13, 13)`` at XTTS's sizes.
+        """
+        lefts, rights = self.phase_receptive_field()
+        return max(lefts), max(rights)
+
+    def phase_receptive_field(self) -> tuple[list[int], list[int]]:
+        """Per phase ``p = n % hop_length``: the input frames ``m - left[p] .. m + right[p]``.
+
+        Computed by propagating index intervals backwards through every layer (kernel, stride,
+        padding and dilation), ignoring sequence edges; exact when no kernel tap is zero.
+        """
+        growth = max(
+            sum(_padding(k, d) + _padding(k) for d in dils)
+            for k, dils in zip(
+                self.resblock_kernel_sizes, self.resblock_dilation_sizes, strict=True
+            )
+        )  # one side, at every stage's own rate: MRF blocks all see the same input
+        lefts, rights = [], []
+        for n in range(self.hop_length):
+            lo, hi = n - 3, n + 3  # conv_post, k7
+            for i in reversed(range(len(self.ups))):
+                lo, hi = lo - growth, hi + growth  # MRF blocks of stage i
+                k, s = self.upsample_kernel_sizes[i], self.upsample_rates[i]
+                p = (k - s) // 2
+                lo, hi = -((-(lo + p - k + 1)) // s), (hi + p) // s  # ConvTranspose1d inverse
+            lefts.append(3 - lo)  # conv_pre, k7; the frame of n is 0
+            rights.append(hi + 3)
+        return lefts, rights
+
+
+class HifiDecoder(nn.Module):
+    """Coqui's ``HifiDecoder``: latents (B, T, C) -> two interpolations -> generator -> wave.
+
+    Submodules are ``waveform_decoder`` (:class:`HifiganGenerator`) and ``speaker_encoder``
+    (:class:`ResNetSpeakerEncoder`), so the keys are those under ``hifigan_decoder.`` in an XTTS
+    checkpoint. Constructor arguments carry the names of ``model_args`` (``code_stride_len`` is
+    ``gpt_code_stride_len``, coqui's ``ar_mel_length_compression``).
+    """
+
+    def __init__(
+        self,
+        input_sample_rate: int = 22050,
+        output_sample_rate: int = 24000,
+        output_hop_length: int = 256,
+        code_stride_len: int = 1024,
+        decoder_input_dim: int = 1024,
+        d_vector_dim: int = 512,
+        cond_d_vector_in_each_upsampling_layer: bool = True,
+        generator: HifiganConfig | None = None,
+    ) -> None:
+        """Create the decoder.
+
+        Args:
+            input_sample_rate: Rate the GPT codes were trained at (22050).
+            output_sample_rate: Rate of the produced wave (24000).
+            output_hop_length: Samples per generator frame assumed by the first interpolation.
+            code_stride_len: Input-rate samples per audio code / latent (1024).
+            decoder_input_dim: Latent width (1024); overrides ``generator.in_channels``.
+            d_vector_dim: Speaker embedding width (512); overrides ``generator.cond_channels``.
+            cond_d_vector_in_each_upsampling_layer: Add ``conds.i(g)`` after each upsampling.
+            generator: Remaining generator sizes (default: XTTS-v2's).
+        """
+        super().__init__()
+        self.input_sample_rate = input_sample_rate
+        self.output_sample_rate = output_sample_rate
+        self.output_hop_length = output_hop_length
+        self.code_stride_len = code_stride_len
+        self.latent_scale = code_stride_len / output_hop_length  # 4.0
+        self.rate_scale = output_sample_rate / input_sample_rate  # 1.0884...
+        base = generator if generator is not None else HifiganConfig()
+        self.waveform_decoder = HifiganGenerator(
+            decoder_input_dim,
+            base.upsample_initial_channel,
+            base.upsample_rates,
+            base.upsample_kernel_sizes,
+            base.resblock_kernel_sizes,
+            base.resblock_dilation_sizes,
+            d_vector_dim,
+            cond_d_vector_in_each_upsampling_layer,
+        )
+        self.speaker_encoder = ResNetSpeakerEncoder()
+
+    @property
+    def hop_length(self) -> int:
+        """Output samples per generator frame (the product of the upsample rates, 256)."""
+        return self.waveform_decoder.hop_length
+
+    def forward(self, latents: Tensor, g: Tensor) -> Tensor:
+        """Vocode ``latents`` (B, T, C) with speaker embedding ``g`` (B, 512, 1) -> (B, 1, N).
+
+        ``N = hop_length * num_frames(T)``. The two ``F.interpolate`` calls are coqui's, with
+        ``scale_factor`` (not a size), so PyTorch maps ``src = (dst + 0.5) / scale - 0.5``. Coqui's
+        ``squeeze`` calls between them only drop size-1 dims and change no value.
+        """
+        z = F.interpolate(
+            latents.transpose(1, 2), scale_factor=[self.latent_scale], mode="linear"
+        )  # (B, C, T) -> (B, C, 4T)
+        if self.output_sample_rate != self.input_sample_rate:
+            z = F.interpolate(z, scale_factor=[self.rate_scale], mode="linear")  # (B, C, M)
+        return self.waveform_decoder(z, g)
+
+    # --- exact sample mapping, for windowed / incremental vocoding ---------------------------
+
+    def num_frames(self, num_latents: int) -> int:
+        """Generator frames ``M`` that ``forward`` makes from ``num_latents`` latents.
+
+        Same arithmetic as PyTorch's ``interpolate`` (``floor(size * scale)`` in double).
+        """
+        frames = math.floor(num_latents * self.latent_scale)
+        if self.output_sample_rate != self.input_sample_rate:
+            frames = math.floor(frames * self.rate_scale)
+        return frames
+
+    def num_samples(self, num_latents: int) -> int:
+        """Output samples ``forward`` makes from ``num_latents`` latents (256 * M at release)."""
+        return self.hop_length * self.num_frames(num_latents)
+
+    def _stages(self) -> list[float]:
+        if self.output_sample_rate != self.input_sample_rate:
+            return [self.latent_scale, self.rate_scale]
+        return [self.latent_scale]
+
+    def source_latents(self, frame_start: int, frame_end: int) -> tuple[int, int]:
+        """Latent index range ``[lo, hi)`` that generator frames ``[frame_start, frame_end)`` read.
+
+        Computed with the interpolation taps as if the sequence never ended (at the true end the
+        right tap is clamped to the last latent, which only shrinks the range).
+        """
+        idx = torch.arange(frame_start, frame_end)
+        lo_idx, hi_idx = idx, idx
+        for scale in reversed(self._stages()):
+            lo_idx = _linear_taps(lo_idx, scale, 2**62)[0]
+            hi_idx = _linear_taps(hi_idx, scale, 2**62)[1]
+        return int(lo_idx.min()), int(hi_idx.max()) + 1
+
+    def stable_samples(self, num_latents: int) -> int:
+        """Leading output samples that are final once ``num_latents`` latents are known.
+
+        Sample ``n`` of frame ``m`` reads generator frames up to ``m + right[n % hop_length]``
+        (:meth:`HifiganGenerator.phase_receptive_field`) and through them latents up to the
+        last one of :meth:`source_latents`; it cannot change when latents are appended once
+        that is below ``num_latents`` (the last latent is then read unclamped). At the end of a
+        sentence every sample is final (``num_samples(num_latents)``). Lags the end by about
+        ``4 * 1114.56 - 500`` samples at release settings.
+        """
+        frames = self.num_frames(num_latents)
+        lengths = [num_latents, math.floor(num_latents * self.latent_scale)]
+        if frames == 0 or any(
+            math.floor(n * scale) == n for n, scale in zip(lengths, self._stages(), strict=False)
+        ):
+            return 0  # PyTorch copies instead of interpolating here (T <= 2); more latents change it
+        hop = self.hop_length
+        _, rights = self.waveform_decoder.phase_receptive_field()
+        n = torch.arange(frames * hop)
+        idx = n // hop + torch.tensor(rights)[n % hop]  # last generator frame sample n reads
+        for scale in reversed(self._stages()):
+            idx = _linear_taps(idx, scale, 2**62)[1]
+        ok = idx < num_latents
+        return int(ok.cumprod(0).sum())  # the final samples form a prefix
+
+    def upsample_latents(
+        self,
+        latents: Tensor,
+        latent_start: int = 0,
+        frame_start: int = 0,
+        frame_end: int | None = None,
+    ) -> Tensor:
+        """Generator frames ``[frame_start, frame_end)`` (global numbering) from a latent window.
+
+        ``latents`` (B, T_w, C) are latents ``latent_start .. latent_start + T_w`` of a sequence
+        that is treated as ending at ``latent_start + T_w`` (the right interpolation tap is
+        clamped there, as ``forward`` clamps at the true end). The result equals
+        ``forward``'s interpolated frames ``[frame_start, frame_end)`` of that sequence (same
+        taps, weights and rounding as PyTorch's CPU kernel: bit for bit on CPU, within an ulp
+        elsewhere), so the grid stays aligned however the window is placed. ``frame_end``
+        defaults to ``num_frames(latent_start + T_w)``.
+
+        Returns:
+            (B, C, frame_end - frame_start) frames.
+
+        Raises:
+            ValueError: if a requested frame reads a latent before ``latent_start`` or the frame
+                range is empty or beyond the end.
+        """
+        total = latent_start + latents.shape[1]
+        if frame_end is None:
+            frame_end = self.num_frames(total)
+        if not 0 <= frame_start < frame_end <= self.num_frames(total):
+            raise ValueError(
+                f"frames [{frame_start}, {frame_end}) outside [0, {self.num_frames(total)}) "
+                f"for latents [{latent_start}, {total})"
+            )
+        # Taps from the output grid back to latents; lengths are those of the whole sequence.
+        stages = self._stages()
+        lengths = [total]
+        for scale in stages[:-1]:
+            lengths.append(math.floor(lengths[-1] * scale))
+        idx = torch.arange(frame_start, frame_end, device=latents.device)
+        taps: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+        for scale, length in reversed(list(zip(stages, lengths, strict=True))):
+            if math.floor(length * scale) == length:  # PyTorch copies when sizes are equal (T <= 2)
+                one = torch.ones(idx.shape, dtype=torch.float32, device=idx.device)
+                i0, i1, w0, w1 = idx, idx, one, one - 1.0
+            else:
+                i0, i1, w0, w1 = _linear_taps(idx, scale, length)
+            taps.append((i0, i1, w0, w1))
+            idx = torch.cat([i0, i1])  # frames of the previous stage that are read
+        first = int(idx.min())
+        if first < latent_start:
+            raise ValueError(
+                f"frames [{frame_start}, {frame_end}) read latent {first} < latent_start {latent_start}"
+            )
+        x = latents.transpose(1, 2)  # (B, T_w, C) -> (B, C, T_w)
+        i0, i1, w0, w1 = taps[-1]  # first stage: gather latents by global index
+        x = _mix(x[..., i0 - latent_start], x[..., i1 - latent_start], w0, w1)  # (B, C, len(i0))
+        for i0, _, w0, w1 in reversed(taps[:-1]):
+            k = i0.numel()  # x holds this stage's i0 taps, then its i1 taps
+            x = _mix(x[..., :k], x[..., k:], w0, w1)  # (B, C, 2k) -> (B, C, k)
+        return x
+
+    def vocode_window(
+        self,
+        latents: Tensor,
+        g: Tensor,
+        latent_start: int = 0,
+        frame_start: int = 0,
+        frame_end: int | None = None,
+    ) -> Tensor:
+        """Vocode generator frames ``[frame_start, frame_end)`` from a latent window.
+
+        Returns the wave (B, 1, hop_length * (frame_end - frame_start)); its sample ``k`` is
+        global output sample ``hop_length * frame_start + k``. It equals ``forward``'s output
+        for those samples wherever the generator's receptive field (:meth:`HifiganGenerator.
+        receptive_field`, 13 frames each side at release) stays inside the window or reaches a
+        true sequence edge, and wherever the interpolation taps (:meth:`source_latents`) are
+        not clamped by the end of the window.
+        """
+        z = self.upsample_latents(latents, latent_start, frame_start, frame_end)
+        return self.waveform_decoder(z, g)
+
+
+def _mix(a: Tensor, b: Tensor, w0: Tensor, w1: Tensor) -> Tensor:
+    """``a * w0 + b * w1`` rounded to ``a``'s dtype, as PyTorch's CPU kernel computes it.
+
+    The kernel evaluates ``fma(a, w0, b * w1)`` (one rounding for ``b * w1``, one at the end);
+    emulated in float64, which reproduces it bit for bit in practice.
+    """
+    return (a.double() * w0.double() + (b.float() * w1).double()).to(a.dtype)
+
+
+def _linear_taps(dst: Tensor, scale: float, in_len: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """PyTorch's linear ``interpolate(scale_factor=scale, align_corners=False)`` taps.
+
+    For output indices ``dst`` of an input of length ``in_len`` returns ``(i0, i1, w0, w1)`` with
+    ``out[dst] = w0 * in[i0] + w1 * in[i1]``, as PyTorch's kernel computes them:
+    ``src = max(float32(1 / scale) * (dst + 0.5) - 0.5, 0)`` rounded once to float32 (the CPU
+    kernel is compiled to a fused multiply-add; emulated here in float64, which is exact),
+    ``i0 = floor(src)``, ``i1 = i0 + 1`` clamped to ``in_len - 1``, ``w1 = src - i0``,
+    ``w0 = 1 - w1``.
+    """
+    step = float(torch.tensor(1.0 / scale, dtype=torch.float32))  # the kernel's float32 step
+    src = (step * (dst.to(torch.float64) + 0.5) - 0.5).to(torch.float32).clamp(min=0.0)
+    i0 = src.floor().to(torch.int64).clamp(max=in_len - 1)
+    w1 = (src - i0.to(torch.float32)).clamp(0.0, 1.0)
+    i1 = torch.where(i0 < in_len - 1, i0 + 1, i0)
+    return i0, i1, 1.0 - w1, w1

@@ -1,0 +1,127 @@
+"""Incremental vocoding: latents arrive a few at a time, audio leaves as soon as it is final.
+
+The reference re-runs HiFi-GAN over the whole sentence at every chunk (quadratic) and cross-fades
+1024 samples to hide that the newest audio had no right context. Here each pull vocodes only a
+window: the new frames, plus the generator's receptive field of left context and ``lookahead``
+frames of right context. With the default lookahead (the full right receptive field) every
+emitted sample equals the one-shot decode of the whole sentence up to float rounding — streaming
+has no seams. A smaller lookahead lowers latency; the last samples of each chunk are then computed
+without their full right context, and ``overlap`` samples are held back and cross-faded with their
+recomputation at the next pull (the reference's linear fade).
+
+Speed (``length_scale = 1 / speed``) interpolates the latents first, as the reference does.
+"""
+
+from __future__ import annotations
+
+import math
+
+from xtts_core._extras import require_inference
+
+require_inference("xtts_core.stream")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from xtts_core.errors import ParameterError  # noqa: E402
+from xtts_core.model.hifigan import HifiDecoder  # noqa: E402
+
+
+def speed_scale(speed: float) -> float:
+    """The reference's ``length_scale``: 1 / max(speed, 0.05)."""
+    if not speed > 0:
+        raise ParameterError(f"speed must be > 0, got {speed}")
+    return 1.0 / max(speed, 0.05)
+
+
+def apply_speed(latents: Tensor, scale: float) -> Tensor:
+    """Stretch latents (T, C) in time by ``scale`` with the reference's linear interpolation."""
+    if scale == 1.0:
+        return latents
+    return F.interpolate(latents.T[None], scale_factor=scale, mode="linear")[0].T
+
+
+class IncrementalVocoder:
+    """Turns a growing sequence of latents into final audio samples, window by window."""
+
+    def __init__(
+        self,
+        decoder: HifiDecoder,
+        speaker_embedding: Tensor,
+        speed: float = 1.0,
+        lookahead_frames: int | None = None,
+        overlap_samples: int = 0,
+    ) -> None:
+        self.decoder = decoder
+        self.g = speaker_embedding
+        self.scale = speed_scale(speed)
+        self.left, right = decoder.waveform_decoder.receptive_field()
+        self.right = right
+        self.lookahead = right if lookahead_frames is None else lookahead_frames
+        if self.lookahead < 0 or overlap_samples < 0:
+            raise ParameterError("lookahead_frames and overlap_samples must be >= 0")
+        self.overlap = overlap_samples
+        self.hop = decoder.hop_length
+        self._latents: list[Tensor] = []
+        self._emitted = 0  # output samples already returned (fade tail excluded)
+        self._tail: Tensor | None = None  # provisional samples awaiting their cross-fade
+
+    def push(self, latent: Tensor) -> None:
+        """Add one latent (C,) or several (T, C)."""
+        self._latents.append(latent.reshape(-1, latent.shape[-1]))
+
+    @property
+    def latent_count(self) -> int:
+        return sum(t.shape[0] for t in self._latents)
+
+    @torch.inference_mode()
+    def pull(self, final: bool = False) -> Tensor:
+        """Return the samples (1-D float32) that became ready; ``final`` flushes everything."""
+        if not self._latents:
+            return torch.zeros(0)
+        raw = torch.cat(self._latents)  # (N, C)
+        self._latents = [raw]
+        lat = apply_speed(raw, self.scale)  # (N', C)
+        total_frames = self.decoder.num_frames(lat.shape[0])
+        if final:
+            ready_frames = avail_frames = total_frames
+        else:
+            avail_frames = self._stable_frames(raw.shape[0], lat.shape[0], total_frames)
+            ready_frames = max(0, avail_frames - self.lookahead)
+        end = ready_frames * self.hop
+        hold = 0 if final else min(self.overlap, (avail_frames - ready_frames) * self.hop)
+        start = self._emitted
+        if end + hold <= start:
+            return torch.zeros(0)
+        w0 = max(0, start // self.hop - self.left)
+        w1 = min(avail_frames, math.ceil((end + hold) / self.hop) + self.right)
+        lo = self.decoder.source_latents(w0, w1)[0]
+        wav = self.decoder.vocode_window(lat[lo:][None], self.g, lo, w0, w1)[0, 0].float()
+        base = w0 * self.hop
+        out = wav[start - base : end - base].clone()
+        if self._tail is not None:
+            n = min(self._tail.shape[0], out.shape[0])
+            fade = torch.linspace(0.0, 1.0, n)
+            out[:n] = self._tail[:n] * (1 - fade) + out[:n] * fade
+        self._tail = wav[end - base : end + hold - base].clone() if hold else None
+        self._emitted = end
+        return out
+
+    def _stable_frames(self, n_raw: int, n_lat: int, total_frames: int) -> int:
+        """Frames whose interpolation taps no future latent can change."""
+        stable_lat = n_lat if self.scale == 1.0 else _stable_outputs(n_raw, self.scale)
+        f = total_frames
+        while f > 0 and self.decoder.source_latents(f - 1, f)[1] > stable_lat:
+            f -= 1
+        return f
+
+
+def _stable_outputs(n_in: int, scale: float) -> int:
+    """Outputs of a linear ``interpolate(scale_factor)`` whose right tap lies inside ``n_in - 1``."""
+    # output j reads input floor(src) + 1 where src = (j + 0.5) / scale - 0.5; it is final once
+    # that index exists, i.e. src < n_in - 1. Start just below the bound, step to it exactly.
+    j = max(0, math.floor((n_in - 0.5) * scale - 0.5) - 1)
+    while (j + 0.5) / scale - 0.5 < n_in - 1:
+        j += 1
+    return min(j, math.floor(n_in * scale))

@@ -1,0 +1,1 @@
+"""Text front end: the BPE tokenizer (language tag, ``[SPACE]``) and its vocabulary writer."""
