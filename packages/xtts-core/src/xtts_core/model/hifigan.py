@@ -30,7 +30,6 @@ from __future__ import annotations
 
 # The imports below follow the require_inference guard on purpose.
 # ruff: noqa: E402
-
 from xtts_core._extras import require_inference
 
 require_inference("xtts_core.model")
@@ -139,7 +138,9 @@ class HifiganGenerator(nn.Module):
         self.conv_post = nn.Conv1d(c_last, 1, 7, 1, padding=3, bias=False)
         self.cond_layer = nn.Conv1d(cond_channels, c0, 1) if cond_channels > 0 else None
         self.conds = (
-            nn.ModuleList(nn.Conv1d(cond_channels, c0 // 2 ** (i + 1), 1) for i in range(len(self.ups)))
+            nn.ModuleList(
+                nn.Conv1d(cond_channels, c0 // 2 ** (i + 1), 1) for i in range(len(self.ups))
+            )
             if cond_in_each_up_layer
             else None
         )
@@ -210,7 +211,8 @@ class HifiganGenerator(nn.Module):
                 self.resblock_kernel_sizes, self.resblock_dilation_sizes, strict=True
             )
         )  # one side, at every stage's own rate: MRF blocks all see the same input
-        lefts, rights = [], []
+        lefts: list[int] = []
+        rights: list[int] = []
         for n in range(self.hop_length):
             lo, hi = n - 3, n + 3  # conv_post, k7
             for i in reversed(range(len(self.ups))):
@@ -292,7 +294,8 @@ class HifiDecoder(nn.Module):
         )  # (B, C, T) -> (B, C, 4T)
         if self.output_sample_rate != self.input_sample_rate:
             z = F.interpolate(z, scale_factor=[self.rate_scale], mode="linear")  # (B, C, M)
-        return self.waveform_decoder(z, g)
+        wav: Tensor = self.waveform_decoder(z, g)
+        return wav
 
     # --- exact sample mapping, for windowed / incremental vocoding ---------------------------
 
@@ -343,7 +346,8 @@ class HifiDecoder(nn.Module):
         if frames == 0 or any(
             math.floor(n * scale) == n for n, scale in zip(lengths, self._stages(), strict=False)
         ):
-            return 0  # PyTorch copies instead of interpolating here (T <= 2); more latents change it
+            # PyTorch copies instead of interpolating here (T <= 2); more latents change it
+            return 0
         hop = self.hop_length
         _, rights = self.waveform_decoder.phase_receptive_field()
         n = torch.arange(frames * hop)
@@ -403,7 +407,8 @@ class HifiDecoder(nn.Module):
         first = int(idx.min())
         if first < latent_start:
             raise ValueError(
-                f"frames [{frame_start}, {frame_end}) read latent {first} < latent_start {latent_start}"
+                f"frames [{frame_start}, {frame_end}) read latent {first}, "
+                f"before latent_start {latent_start}"
             )
         x = latents.transpose(1, 2)  # (B, T_w, C) -> (B, C, T_w)
         i0, i1, w0, w1 = taps[-1]  # first stage: gather latents by global index
@@ -431,7 +436,8 @@ class HifiDecoder(nn.Module):
         not clamped by the end of the window.
         """
         z = self.upsample_latents(latents, latent_start, frame_start, frame_end)
-        return self.waveform_decoder(z, g)
+        wav: Tensor = self.waveform_decoder(z, g)
+        return wav
 
 
 def _mix(a: Tensor, b: Tensor, w0: Tensor, w1: Tensor) -> Tensor:

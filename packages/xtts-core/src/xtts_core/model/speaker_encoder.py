@@ -1,9 +1,10 @@
 """The XTTS-v2 speaker encoder: a 16 kHz waveform -> an L2-normalised 512-d speaker embedding.
 
-What it does: :class:`ResNetSpeakerEncoder` is coqui's ``ResNetSpeakerEncoder`` (H/ASP: pre-emphasis,
-Hamming-window log-mel, instance norm, four SE-ResNet stages, attentive statistics pooling and a
-linear projection) with the arguments XTTS builds it with and the same parameter and buffer names,
-so the ``hifigan_decoder.speaker_encoder.*`` slice of a checkpoint loads with ``strict=True``.
+What it does: :class:`ResNetSpeakerEncoder` is coqui's ``ResNetSpeakerEncoder`` (H/ASP:
+pre-emphasis, Hamming-window log-mel, instance norm, four SE-ResNet stages, attentive statistics
+pooling and a linear projection) with the arguments XTTS builds it with and the same parameter and
+buffer names, so the ``hifigan_decoder.speaker_encoder.*`` slice of a checkpoint loads with
+``strict=True``.
 
 What it does not do: resampling, reading files or averaging several references. Coqui's
 ``Xtts.get_speaker_embedding(audio, sr)`` resamples the 22050 Hz reference to 16000 Hz
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 # The imports below follow the require_inference guard on purpose.
 # ruff: noqa: E402
-
 from xtts_core._extras import require_inference
 
 require_inference("xtts_core.model")
@@ -36,7 +36,7 @@ __all__ = ["PreEmphasis", "ResNetSpeakerEncoder", "SEBasicBlock", "SELayer"]
 
 
 class PreEmphasis(nn.Module):
-    """``y[t] = x[t] - c * x[t - 1]`` with a reflected first sample; the kernel is buffer ``filter``."""
+    """Pre-emphasis ``y[t] = x[t] - c * x[t - 1]`` (``x[-1] := x[1]``); the kernel is ``filter``."""
 
     filter: Tensor
 
@@ -66,16 +66,14 @@ class SELayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         B, C = x.shape[:2]
         y = x.mean(dim=(2, 3))  # (B, C, H, W) -> (B, C)
-        y = self.fc(y).view(B, C, 1, 1)  # (B, C) -> (B, C, 1, 1)
-        return x * y
+        gate: Tensor = self.fc(y)
+        return x * gate.view(B, C, 1, 1)  # (B, C) -> (B, C, 1, 1)
 
 
 class SEBasicBlock(nn.Module):
     """conv -> ReLU -> BN -> conv -> BN -> SE, plus the (downsampled) input, then ReLU."""
 
-    def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, reduction: int = 8
-    ) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, reduction: int = 8) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -197,10 +195,10 @@ class ResNetSpeakerEncoder(nn.Module):
             x = torch.cat((mu, sg), 1)  # (B, 2 * C * H)
         else:
             x = mu
-        x = self.fc(x)  # (B, proj_dim)
+        emb: Tensor = self.fc(x)  # (B, proj_dim)
         if l2_norm:
-            x = F.normalize(x, p=2, dim=1)
-        return x
+            emb = F.normalize(emb, p=2, dim=1)
+        return emb
 
     def speaker_embedding(self, wav: Tensor) -> Tensor:
         """XTTS's ``get_speaker_embedding`` after resampling: 16 kHz ``wav`` (B, T) -> (B, 512, 1).

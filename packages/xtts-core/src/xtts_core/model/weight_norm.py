@@ -20,7 +20,6 @@ from __future__ import annotations
 
 # The imports below follow the require_inference guard on purpose.
 # ruff: noqa: E402
-
 from xtts_core._extras import require_inference
 
 require_inference("xtts_core.model")
@@ -36,7 +35,10 @@ Naming = Literal["parametrizations", "legacy"]
 
 _SUFFIXES: dict[str, tuple[str, str]] = {
     # naming -> (g suffix, v suffix); the folded key is "<p>.weight"
-    "parametrizations": (".parametrizations.weight.original0", ".parametrizations.weight.original1"),
+    "parametrizations": (
+        ".parametrizations.weight.original0",
+        ".parametrizations.weight.original1",
+    ),
     "legacy": (".weight_g", ".weight_v"),
 }
 
@@ -57,6 +59,7 @@ def _fold(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``g * v / ||v||`` computed in float64 and returned in ``v``'s dtype."""
     dim = _norm_dim(g, v)
     v64 = v.detach().to(torch.float64)
+    norm: torch.Tensor
     if dim is None:
         norm = v64.norm()
     else:
@@ -73,7 +76,8 @@ def fold_weight_norm(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     its ``g`` key.
 
     Raises:
-        KeyError: a ``g`` key without its ``v`` (or the reverse), or a folded key that already exists.
+        KeyError: a ``g`` key without its ``v`` (or the reverse), or a folded key that exists
+            already.
     """
     out: dict[str, torch.Tensor] = {}
     consumed: set[str] = set()
