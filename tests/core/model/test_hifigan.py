@@ -24,9 +24,13 @@ def _tiny_decoder(dtype: torch.dtype = torch.float32) -> HifiDecoder:
     return dec.to(dtype).eval()
 
 
-def _inputs(dec: HifiDecoder, T: int, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def _inputs(
+    dec: HifiDecoder, num_latents: int, batch: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     dtype = dec.waveform_decoder.conv_pre.weight.dtype
-    latents = torch.randn(batch, T, dec.waveform_decoder.conv_pre.in_channels, dtype=dtype)
+    latents = torch.randn(
+        batch, num_latents, dec.waveform_decoder.conv_pre.in_channels, dtype=dtype
+    )
     cond = dec.waveform_decoder.cond_layer
     assert cond is not None
     g = torch.randn(batch, cond.in_channels, 1, dtype=dtype)
@@ -74,13 +78,13 @@ def test_release_output_lengths() -> None:
         assert dec.num_samples(T) == 256 * (4 * T * 24000 // 22050)
 
 
-@pytest.mark.parametrize("T", [1, 2, 3, 7, 20, 37])
-def test_forward_shape(T: int) -> None:
+@pytest.mark.parametrize("num_latents", [1, 2, 3, 7, 20, 37])
+def test_forward_shape(num_latents: int) -> None:
     dec = _tiny_decoder()
-    latents, g = _inputs(dec, T, batch=2)
+    latents, g = _inputs(dec, num_latents, batch=2)
     with torch.no_grad():
         wav = dec(latents, g)
-    assert wav.shape == (2, 1, 256 * (4 * T * 24000 // 22050))
+    assert wav.shape == (2, 1, 256 * (4 * num_latents * 24000 // 22050))
     assert wav.abs().max() <= 1.0
 
 
@@ -103,7 +107,7 @@ def test_speaker_embedding_is_required() -> None:
 def test_upsample_latents_equals_interpolate() -> None:
     """Our tap arithmetic reproduces the two F.interpolate calls bit for bit (CPU)."""
     dec = _tiny_decoder()
-    for T in [*range(1, 45), 146, 147, 148, 300]:
+    for T in [*range(1, 40), 146, 147, 148]:
         latents = torch.randn(2, T, 16)
         z = F.interpolate(latents.transpose(1, 2), scale_factor=[4.0], mode="linear")
         z = F.interpolate(z, scale_factor=[24000 / 22050], mode="linear")
@@ -162,11 +166,11 @@ def test_receptive_field_by_perturbation() -> None:
 
 def test_vocode_window_matches_forward_inside_receptive_field() -> None:
     dec = _tiny_decoder(torch.float64)
-    latents, g = _inputs(dec, 50)
+    latents, g = _inputs(dec, 30)
     left, right = dec.waveform_decoder.receptive_field()
     with torch.no_grad():
         full = dec(latents, g)[0, 0]
-        keep_start, keep_end = 70, 150  # frames we want exact
+        keep_start, keep_end = 50, 90  # frames we want exact
         frame_start, frame_end = keep_start - left, keep_end + right
         lo, hi = dec.source_latents(frame_start, frame_end)
         wav = dec.vocode_window(latents[:, lo:hi], g, lo, frame_start, frame_end)[0, 0]
@@ -179,7 +183,7 @@ def test_vocode_window_matches_forward_inside_receptive_field() -> None:
 
 def test_window_at_sequence_start_and_end_is_exact() -> None:
     dec = _tiny_decoder(torch.float64)
-    latents, g = _inputs(dec, 20)
+    latents, g = _inputs(dec, 8)
     with torch.no_grad():
         full = dec(latents, g)
         whole = dec.vocode_window(latents, g)
@@ -188,11 +192,11 @@ def test_window_at_sequence_start_and_end_is_exact() -> None:
 
 def test_stable_samples_do_not_change_when_latents_follow() -> None:
     dec = _tiny_decoder(torch.float64)
-    latents, g = _inputs(dec, 40)
+    latents, g = _inputs(dec, 24)
     assert dec.stable_samples(1) == dec.stable_samples(2) == 0
     with torch.no_grad():
         base = dec(latents, g)[0, 0]
-        for T in (3, 4, 9, 20, 33):
+        for T in (3, 4, 9, 17):
             other = latents.clone()
             other[:, T:] = 100.0 * torch.randn_like(other[:, T:])
             wav = dec(other, g)[0, 0]

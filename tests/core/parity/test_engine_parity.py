@@ -57,8 +57,14 @@ def load_reference(directory: Path) -> Any:
     return model
 
 
-@pytest.fixture(scope="module", params=[("tiny", 0), ("tiny", 1), ("mid", 2)], ids=lambda p: f"{p[0]}-seed{p[1]}")
-def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, XttsEngine]:
+@pytest.fixture(
+    scope="module",
+    params=[("tiny", 0), ("tiny", 1), ("mid", 2)],
+    ids=lambda p: f"{p[0]}-seed{p[1]}",
+)
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Any, XttsEngine]:
     size, seed = request.param
     ours_dir = write_random_checkpoint(tmp_path_factory.mktemp(f"{size}{seed}"), size, seed=seed)
     ref_dir = tmp_path_factory.mktemp(f"{size}{seed}-ref")  # coqui may rewrite files it loads
@@ -71,7 +77,9 @@ def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 def reference_audio(seconds: float = 5.0, rate: int = 22050, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     t = torch.arange(int(seconds * rate)) / rate
-    wav = 0.3 * torch.sin(2 * torch.pi * 220 * t) + 0.2 * torch.sin(2 * torch.pi * 523 * t * (1 + 0.1 * t))
+    wav = 0.3 * torch.sin(2 * torch.pi * 220 * t) + 0.2 * torch.sin(
+        2 * torch.pi * 523 * t * (1 + 0.1 * t)
+    )
     return (wav + 0.05 * torch.randn(t.shape, generator=g)).clamp(-1, 1)[None]
 
 
@@ -106,7 +114,9 @@ def test_teacher_forced_latents_and_logits(pair: tuple[Any, XttsEngine]) -> None
         )  # fmt: skip
         gpt = ours.model.gpt
         cfg = gpt.cfg
-        cache = KVCache(cfg.layers, 1, cfg.heads, 1100, cfg.width // cfg.heads, torch.float32, "cpu")
+        cache = KVCache(
+            cfg.layers, 1, cfg.heads, 1100, cfg.width // cfg.heads, torch.float32, "cpu"
+        )
         start = torch.tensor([cfg.start_audio_token])
         latent, logits = prefill(gpt, voice.gpt_cond_latent, torch.tensor([ids]), start, cache)
         lats, logs = [latent], [logits]
@@ -142,7 +152,9 @@ def test_generated_codes_match(pair: tuple[Any, XttsEngine], do_sample: bool) ->
     ref_codes = _ref_codes(
         ref, voice, ids, do_sample=do_sample, min_new_tokens=n, max_new_tokens=n, **sampling
     )
-    params = SamplingParams(do_sample=do_sample, seed=11, min_new_codes=n, max_new_codes=n, **sampling)
+    params = SamplingParams(
+        do_sample=do_sample, seed=11, min_new_codes=n, max_new_codes=n, **sampling
+    )
     stream = ours._codes(TEXT, "en", voice, params)
     for _ in stream:
         pass
@@ -181,14 +193,20 @@ def test_checkpoint_written_by_coqui_loads_in_ours(tmp_path: Path) -> None:
     coqui_dir = tmp_path / "coqui"
     coqui_dir.mkdir()
     state = {k: v for k, v in ref.state_dict().items() if not k.startswith("gpt.gpt_inference")}
-    torch.save({"config": json.loads((ours_dir / "config.json").read_text()), "model": state}, coqui_dir / "model.pth")
+    torch.save(
+        {"config": json.loads((ours_dir / "config.json").read_text()), "model": state},
+        coqui_dir / "model.pth",
+    )
     for name in ("config.json", "vocab.json", "speakers_xtts.pth"):
         shutil.copy(ours_dir / name, coqui_dir / name)
     loaded = load_checkpoint(coqui_dir, "cpu")
     latents = torch.randn(1, 17, cfg.model_args.gpt_n_model_channels)
     g = torch.nn.functional.normalize(torch.randn(1, 512), dim=1)[..., None]
     with torch.inference_mode():
-        assert rel_err(loaded.model.hifigan_decoder(latents, g), ref.hifigan_decoder(latents, g)) <= TOL
+        assert (
+            rel_err(loaded.model.hifigan_decoder(latents, g), ref.hifigan_decoder(latents, g))
+            <= TOL
+        )
         audio = reference_audio(4.0, seed=3)
         ref_lat = ref.get_gpt_cond_latents(audio, 22050, length=30, chunk_length=4)
         our_lat = gpt_latents(loaded.model, audio, CloneSettings(30, 4, 30))

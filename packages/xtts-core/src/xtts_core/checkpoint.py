@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,9 @@ _TRAINER_PREFIXES = ("torch_mel_spectrogram_style_encoder.", "torch_mel_spectrog
 _DROPPED = re.compile(
     r"^gpt\.(text_head\.|gpt_inference\.|gpt\.wte\.|gpt\.wpe\.|gpt\.h\.\d+\.attn\.(bias|masked_bias)$)"
 )
-_HF_CONV1D = re.compile(r"^gpt\.gpt\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$")
+_HF_CONV1D = re.compile(
+    r"^gpt\.gpt\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$"
+)
 _IGNORED_FILES = ("dvae.pth", "mel_stats.pth")
 
 
@@ -58,7 +60,7 @@ class PickledConfigPlaceholder:
         self.__dict__.update(state if isinstance(state, dict) else {"state": state})
 
 
-def _placeholder_globals() -> list[tuple[type, str]]:
+def _placeholder_globals() -> list[Callable[..., Any] | tuple[Callable[..., Any], str]]:
     return [
         (type(name.rsplit(".", 1)[1], (PickledConfigPlaceholder,), {}), name)
         for name in COQUI_CONFIG_CLASSES
@@ -85,7 +87,9 @@ class CheckpointFiles:
                 logger.debug("ignoring %s: only GPT training uses it", d / name)
         speakers = d / "speakers_xtts.pth"
         has_speakers = speakers.exists()
-        return cls(d / "config.json", d / "model.pth", d / "vocab.json", speakers if has_speakers else None)
+        return cls(
+            d / "config.json", d / "model.pth", d / "vocab.json", speakers if has_speakers else None
+        )
 
     def check(self) -> None:
         """Fail early, naming the first missing file."""
@@ -111,16 +115,22 @@ def read_model_file(path: Path) -> dict[str, Any]:
             f"refusing to load {path}: it asks for code outside the allow-list ({_first_line(exc)})"
         ) from None
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise CheckpointError(f"cannot read {path} as a torch checkpoint: {_first_line(exc)}") from None
+        raise CheckpointError(
+            f"cannot read {path} as a torch checkpoint: {_first_line(exc)}"
+        ) from None
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} is not an XTTS checkpoint (top level is {type(obj).__name__})")
+        raise CheckpointError(
+            f"{path} is not an XTTS checkpoint (top level is {type(obj).__name__})"
+        )
     return obj
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any], source: Path) -> dict[str, Tensor]:
     """The model weights of a checkpoint, in our module layout (see the module docstring)."""
     raw = checkpoint.get("model", checkpoint)
-    if not isinstance(raw, Mapping) or not any(str(k).removeprefix("xtts.").startswith("gpt.") for k in raw):
+    if not isinstance(raw, Mapping) or not any(
+        str(k).removeprefix("xtts.").startswith("gpt.") for k in raw
+    ):
         raise CheckpointError(f"{source} is not an XTTS checkpoint: it has no 'gpt.*' weights")
     state: dict[str, Tensor] = {}
     for key, value in raw.items():
@@ -151,7 +161,9 @@ def check_shapes(expected: Mapping[str, Tensor], state: Mapping[str, Tensor], so
     ]
     problems = []
     if wrong:
-        problems.append("shape mismatch: " + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else ""))
+        problems.append(
+            "shape mismatch: " + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else "")
+        )
     if missing:
         problems.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:3])})")
     if unexpected:
@@ -174,7 +186,8 @@ def read_speakers(path: Path) -> dict[str, dict[str, Tensor]]:
     except Exception as exc:
         raise CheckpointError(f"cannot read speakers file {path}: {_first_line(exc)}") from None
     if not isinstance(obj, dict) or not all(
-        isinstance(v, dict) and {"gpt_cond_latent", "speaker_embedding"} <= v.keys() for v in obj.values()
+        isinstance(v, dict) and {"gpt_cond_latent", "speaker_embedding"} <= v.keys()
+        for v in obj.values()
     ):
         raise CheckpointError(
             f"{path} is not a speakers file: expected name -> {{gpt_cond_latent, speaker_embedding}}"

@@ -184,7 +184,11 @@ class XttsConfig(_Frozen):
     def with_text_vocab(self, size: int, start_id: int, stop_id: int) -> XttsConfig:
         """Return a copy whose text vocabulary comes from vocab.json, as coqui does at load time."""
         gpt = self.gpt.model_copy(
-            update={"number_text_tokens": size, "start_text_token": start_id, "stop_text_token": stop_id}
+            update={
+                "number_text_tokens": size,
+                "start_text_token": start_id,
+                "stop_text_token": stop_id,
+            }
         )
         return self.model_copy(update={"gpt": gpt})
 

@@ -126,7 +126,10 @@ class XttsEngine:
         return Voice.from_entry(name, self.checkpoint.speakers[name])
 
     def clone_voice(
-        self, paths: Sequence[str | Path], settings: CloneSettings | None = None, name: str = "voice"
+        self,
+        paths: Sequence[str | Path],
+        settings: CloneSettings | None = None,
+        name: str = "voice",
     ) -> Voice:
         """Clone from reference files, through the voice cache (keyed by content and settings)."""
         settings = settings or self.clone_settings

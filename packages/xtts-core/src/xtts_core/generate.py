@@ -141,7 +141,13 @@ class CodeStream:
         self.cond_latents = cond_latents.to(device=device, dtype=dtype)
         self.prefix_len = cond_latents.shape[1] + len(text_ids) + 2 + 1  # latents, text, start code
         self.cache = KVCache(
-            cfg.layers, 1, cfg.heads, self.prefix_len + self.max_new, cfg.width // cfg.heads, dtype, device
+            cfg.layers,
+            1,
+            cfg.heads,
+            self.prefix_len + self.max_new,
+            cfg.width // cfg.heads,
+            dtype,
+            device,
         )
         self.seen = torch.zeros(1, cfg.num_audio_tokens, dtype=torch.bool, device=device)
         self.seen[:, [FAKE_PROMPT_ID, cfg.start_audio_token]] = True

@@ -57,9 +57,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise DeviceError(f"unknown device {device!r}: {exc}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {device!r} requested but CUDA is not available on this machine")
+            raise DeviceError(
+                f"device {device!r} requested but CUDA is not available on this machine"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"device {device!r} requested but only {torch.cuda.device_count()} GPUs exist")
+            raise DeviceError(
+                f"device {device!r} requested but only {torch.cuda.device_count()} GPUs exist"
+            )
     elif dev.type != "cpu":
         raise DeviceError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
     return dev

@@ -42,7 +42,9 @@ from xtts_core.text.tokenizer import XttsTokenizer  # noqa: E402
 from xtts_core.text.vocab import write_vocab  # noqa: E402
 
 Size = Literal["tiny", "mid", "release"]
-_HF_CONV1D = re.compile(r"^gpt\.gpt\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$")
+_HF_CONV1D = re.compile(
+    r"^gpt\.gpt\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$"
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,9 @@ def write_random_checkpoint(
     if trainer_prefix:
         state = {f"xtts.{k}": v for k, v in state.items()}
         state["xtts.dvae.codebook.embed"] = torch.randn(1024, 512)
-        state["xtts.torch_mel_spectrogram_dvae.mel_stft.spectrogram.window"] = torch.hann_window(1024)
+        state["xtts.torch_mel_spectrogram_dvae.mel_stft.spectrogram.window"] = torch.hann_window(
+            1024
+        )
     config_entry: Any = _pickled_config(raw_cfg) if pickled_config else raw_cfg
     with _fake_coqui_modules() if pickled_config else _nothing():
         torch.save({"config": config_entry, "model": state}, out / "model.pth")
@@ -127,7 +131,9 @@ def write_random_checkpoint(
     voices = {
         name: {
             "gpt_cond_latent": torch.randn(1, cfg.gpt.num_conditioning_latents, width),
-            "speaker_embedding": F.normalize(torch.randn(1, cfg.decoder.d_vector_dim), dim=1).unsqueeze(-1),
+            "speaker_embedding": F.normalize(
+                torch.randn(1, cfg.decoder.d_vector_dim), dim=1
+            ).unsqueeze(-1),
         }
         for name in speakers
     }
@@ -157,9 +163,9 @@ def coqui_state_dict(model: XttsModel, weight_norm: str = "parametrizations") ->
 def _randomise(model: XttsModel) -> None:
     """GPT-2-style init for the GPT, plus noise on norms so a swapped parameter shows in parity."""
     for name, p in model.gpt.named_parameters():
-        if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight", "final_norm.weight", "gamma")):
-            p.copy_(1 + 0.1 * torch.randn_like(p))
-        elif name.endswith("norm.weight"):  # GroupNorm of the conditioning encoder
+        if name.endswith(
+            ("ln_1.weight", "ln_2.weight", "ln_f.weight", "final_norm.weight", "gamma")
+        ) or name.endswith("norm.weight"):
             p.copy_(1 + 0.1 * torch.randn_like(p))
         elif name.endswith("bias"):
             p.copy_(0.02 * torch.randn_like(p))
@@ -167,6 +173,7 @@ def _randomise(model: XttsModel) -> None:
             p.normal_(0.0, 0.02)
     for module in model.hifigan_decoder.modules():
         if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d):
+            assert module.running_mean is not None and module.running_var is not None
             module.running_mean.normal_(0.0, 0.1)
             module.running_var.uniform_(0.5, 1.5)
     model.mel_stats.uniform_(1.0, 4.0)

@@ -51,7 +51,10 @@ class Voice:
 
     def to_dict(self) -> dict[str, Tensor]:
         """The speakers_xtts.pth entry: gpt latent first, as callers unpack ``.values()``."""
-        return {"gpt_cond_latent": self.gpt_cond_latent.cpu(), "speaker_embedding": self.speaker_embedding.cpu()}
+        return {
+            "gpt_cond_latent": self.gpt_cond_latent.cpu(),
+            "speaker_embedding": self.speaker_embedding.cpu(),
+        }
 
     def save(self, path: str | Path) -> None:
         """Write ``{name: entry}`` — a one-voice speakers_xtts.pth."""
@@ -96,7 +99,13 @@ class CloneSettings:
         return cls(c.gpt_cond_len, c.gpt_cond_chunk_len, c.max_ref_len, c.sound_norm_refs)
 
     def key(self) -> bytes:
-        return struct.pack("<dddB", self.gpt_cond_len, self.gpt_cond_chunk_len, self.max_ref_len, self.sound_norm_refs)
+        return struct.pack(
+            "<dddB",
+            self.gpt_cond_len,
+            self.gpt_cond_chunk_len,
+            self.max_ref_len,
+            self.sound_norm_refs,
+        )
 
 
 @torch.inference_mode()
@@ -132,7 +141,9 @@ def gpt_latents(model: XttsModel, audio: Tensor, settings: CloneSettings) -> Ten
         audio = audio[:, : int(GPT_RATE * settings.gpt_cond_len)]
     step = int(GPT_RATE * settings.gpt_cond_chunk_len)
     if step <= 0:
-        raise AudioError(f"gpt_cond_chunk_len must be > 0 seconds, got {settings.gpt_cond_chunk_len}")
+        raise AudioError(
+            f"gpt_cond_chunk_len must be > 0 seconds, got {settings.gpt_cond_chunk_len}"
+        )
     chunks = [audio[:, i : i + step] for i in range(0, audio.shape[1], step)]
     chunks = [c for c in chunks if c.shape[-1] >= GPT_RATE * MIN_CHUNK_SECONDS]
     if not chunks:
@@ -195,7 +206,11 @@ class VoiceCache:
 
     def get(self, key: str) -> Voice | None:
         voice = self._items.get(key)
-        if voice is None and self.directory is not None and (self.directory / f"{key}.pth").is_file():
+        if (
+            voice is None
+            and self.directory is not None
+            and (self.directory / f"{key}.pth").is_file()
+        ):
             try:
                 voice = Voice.load(self.directory / f"{key}.pth")
             except CheckpointError as exc:  # a corrupt cache file is a miss, not a failure

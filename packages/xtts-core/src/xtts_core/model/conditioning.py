@@ -132,7 +132,8 @@ class PerceiverResampler(nn.Module):
 
     def forward(self, context: Tensor) -> Tensor:
         x = self.latents.expand(context.shape[0], -1, -1)  # (B, N, C)
-        for attn, ff in self.layers:  # type: ignore[misc]
+        for layer in self.layers:
+            attn, ff = layer.children()  # [CrossAttention, GEGLUFeedForward]
             x = attn(x, context) + x
             x = ff(x) + x
         return self.norm(x)

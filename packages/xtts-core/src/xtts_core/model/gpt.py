@@ -139,7 +139,9 @@ class GPT(nn.Module):
         self.cfg = cfg
         self.conditioning_encoder = ConditioningEncoder(80, cfg.width, heads=cfg.heads)
         if cfg.use_perceiver_resampler:
-            self.conditioning_perceiver = PerceiverResampler(cfg.width, cfg.num_conditioning_latents)
+            self.conditioning_perceiver = PerceiverResampler(
+                cfg.width, cfg.num_conditioning_latents
+            )
         self.text_embedding = nn.Embedding(cfg.number_text_tokens, cfg.width)
         self.mel_embedding = nn.Embedding(cfg.num_audio_tokens, cfg.width)
         self.gpt = Transformer(cfg.layers, cfg.width, cfg.heads)

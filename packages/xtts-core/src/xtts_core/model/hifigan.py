@@ -401,7 +401,7 @@ class HifiDecoder(nn.Module):
                 one = torch.ones(idx.shape, dtype=torch.float32, device=idx.device)
                 i0, i1, w0, w1 = idx, idx, one, one - 1.0
             else:
-                i0, i1, w0, w1 = _linear_taps(idx, scale, length)
+                i0, i1, w0, w1 = _linear_taps(idx, scale, length, latents.dtype)
             taps.append((i0, i1, w0, w1))
             idx = torch.cat([i0, i1])  # frames of the previous stage that are read
         first = int(idx.min())
@@ -443,25 +443,32 @@ class HifiDecoder(nn.Module):
 def _mix(a: Tensor, b: Tensor, w0: Tensor, w1: Tensor) -> Tensor:
     """``a * w0 + b * w1`` rounded to ``a``'s dtype, as PyTorch's CPU kernel computes it.
 
-    The kernel evaluates ``fma(a, w0, b * w1)`` (one rounding for ``b * w1``, one at the end);
-    emulated in float64, which reproduces it bit for bit in practice.
+    For float32 and narrower the kernel evaluates ``fma(a, w0, b * w1)`` in float32 (one rounding
+    for ``b * w1``, one at the end), emulated in float64, which reproduces it bit for bit in
+    practice. float64 inputs are mixed in float64.
     """
+    if a.dtype == torch.float64:
+        return a * w0 + b * w1
     return (a.double() * w0.double() + (b.float() * w1).double()).to(a.dtype)
 
 
-def _linear_taps(dst: Tensor, scale: float, in_len: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _linear_taps(
+    dst: Tensor, scale: float, in_len: int, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """PyTorch's linear ``interpolate(scale_factor=scale, align_corners=False)`` taps.
 
     For output indices ``dst`` of an input of length ``in_len`` returns ``(i0, i1, w0, w1)`` with
-    ``out[dst] = w0 * in[i0] + w1 * in[i1]``, as PyTorch's kernel computes them:
-    ``src = max(float32(1 / scale) * (dst + 0.5) - 0.5, 0)`` rounded once to float32 (the CPU
-    kernel is compiled to a fused multiply-add; emulated here in float64, which is exact),
+    ``out[dst] = w0 * in[i0] + w1 * in[i1]``, as PyTorch's kernel computes them in its "opmath"
+    type (float32, or float64 for float64 inputs; ``dtype``):
+    ``src = max(opmath(1 / scale) * (dst + 0.5) - 0.5, 0)`` rounded once (the CPU kernel is
+    compiled to a fused multiply-add; emulated in float64, exact for float32),
     ``i0 = floor(src)``, ``i1 = i0 + 1`` clamped to ``in_len - 1``, ``w1 = src - i0``,
     ``w0 = 1 - w1``.
     """
-    step = float(torch.tensor(1.0 / scale, dtype=torch.float32))  # the kernel's float32 step
-    src = (step * (dst.to(torch.float64) + 0.5) - 0.5).to(torch.float32).clamp(min=0.0)
+    opmath = torch.float64 if dtype == torch.float64 else torch.float32
+    step = float(torch.tensor(1.0 / scale, dtype=opmath))  # the kernel's step
+    src = (step * (dst.to(torch.float64) + 0.5) - 0.5).to(opmath).clamp(min=0.0)
     i0 = src.floor().to(torch.int64).clamp(max=in_len - 1)
-    w1 = (src - i0.to(torch.float32)).clamp(0.0, 1.0)
+    w1 = (src - i0.to(opmath)).clamp(0.0, 1.0)
     i1 = torch.where(i0 < in_len - 1, i0 + 1, i0)
     return i0, i1, 1.0 - w1, w1

@@ -60,9 +60,13 @@ class XttsTokenizer:
         missing = [t for t in ("[START]", "[STOP]", "[SPACE]", "[UNK]") if t not in vocab]
         if missing:
             raise CheckpointError(f"vocab.json lacks the XTTS special tokens {missing}")
-        self.special = SpecialIds(vocab["[START]"], vocab["[STOP]"], vocab["[SPACE]"], vocab["[UNK]"])
+        self.special = SpecialIds(
+            vocab["[START]"], vocab["[STOP]"], vocab["[SPACE]"], vocab["[UNK]"]
+        )
         self.vocab_size = max(vocab.values()) + 1
-        self._tags = {tok: idx for tok, idx in vocab.items() if tok.startswith("[") and _is_lang(tok)}
+        self._tags = {
+            tok: idx for tok, idx in vocab.items() if tok.startswith("[") and _is_lang(tok)
+        }
 
     @classmethod
     def from_file(cls, path: str | Path, max_text_tokens: int | None = None) -> XttsTokenizer:
@@ -103,4 +107,6 @@ class XttsTokenizer:
 
 def _is_lang(token: str) -> bool:
     inner = token[1:-1]
-    return token.endswith("]") and inner not in {"START", "STOP", "SPACE", "UNK"} and inner.islower()
+    return (
+        token.endswith("]") and inner not in {"START", "STOP", "SPACE", "UNK"} and inner.islower()
+    )

@@ -55,16 +55,16 @@ def build_vocab(size: int) -> dict[str, int]:
 def write_vocab(path: Path, size: int) -> None:
     """Write a tokenizers-format BPE ``vocab.json`` of exactly ``size`` ids."""
     vocab = build_vocab(size)
-    added = [
+    added: list[dict[str, object]] = [
         {"id": vocab[tok], "content": tok, "single_word": False, "lstrip": False,
          "rstrip": False, "normalized": False, "special": True}
         for tok in specials()
     ]  # fmt: skip
-    doc = {
+    doc: dict[str, object] = {
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": sorted(added, key=lambda t: t["id"]),
+        "added_tokens": sorted(added, key=lambda t: int(str(t["id"]))),
         "normalizer": None,
         "pre_tokenizer": {"type": "Whitespace"},
         "post_processor": None,

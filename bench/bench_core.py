@@ -1,0 +1,373 @@
+"""CPU benchmark of our XTTS-v2 streaming engine against coqui-tts 0.28 (the reference), one run.
+
+Why: issue 2 asks for time to first audio <= 0.25x and real-time factor <= 0.5x the reference's on
+a 2-core CPU. The reference re-vocodes the whole audio prefix at every chunk (quadratic) and has no
+small first chunk; we vocode incrementally and emit a small first chunk.
+
+Setup (shared/spec/xtts-reference.md §3.3): a release-size random-weight checkpoint (cached), the
+20-word sentence, the checkpoint's "Random Speaker", codes forced to ``--codes`` (stop code off,
+so both sides make the same audio length), torch.manual_seed(0), torch's default threads. For each
+system: one short untimed warm-up, then ``--runs`` timed runs; the median is reported.
+
+Columns: load s (construct + load weights), TTFA s (first chunk yielded), total s (stream
+exhausted), audio s, RTF (total / audio), GPT ms/code (codes alone, prefill included, no vocoder:
+our CodeStream; the reference's ``gpt.get_generator`` driven as ``inference_stream`` drives it),
+vocoder s (time inside the vocoder during the stream, instrumented: the reference's
+``hifigan_decoder`` calls, our ``IncrementalVocoder.pull``), and TTFA / RTF ratios to the reference.
+Random weights make noise, so only timings mean anything; the one audio check is that our stream
+equals our one-shot synthesis. This is a benchmark, not a test: see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import xtts_core.engine as engine_mod
+from xtts_core.engine import StreamOptions, XttsEngine
+from xtts_core.generate import CodeStream, SamplingParams
+from xtts_core.random_checkpoint import write_random_checkpoint
+from xtts_core.stream import IncrementalVocoder
+
+TEXT = (
+    "The quick brown fox jumps over the lazy dog while the sun sets slowly behind the distant "
+    "purple mountains tonight."
+)
+SPEAKER = "Random Speaker"
+RATE = 24000
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Row:
+    system: str
+    load_s: float
+    ttfa_s: float
+    total_s: float
+    audio_s: float
+    gpt_ms_per_code: float
+    vocoder_s: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rtf(self) -> float:
+        return self.total_s / self.audio_s
+
+
+class Meter:
+    """Accumulates wall time spent inside wrapped calls."""
+
+    def __init__(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t
+                self.calls += 1
+
+        return timed
+
+
+@contextlib.contextmanager
+def patched(owner: Any, name: str, meter: Meter) -> Iterator[Meter]:
+    """Wrap ``owner.name`` with ``meter`` for the duration of the block."""
+    own = name in vars(owner)  # a class/module attribute, or one looked up through the class
+    original = getattr(owner, name)
+    setattr(owner, name, meter.wrap(original))
+    try:
+        yield meter
+    finally:
+        if own:
+            setattr(owner, name, original)
+        else:
+            delattr(owner, name)
+
+
+def timed_stream(chunks: Iterable[np.ndarray]) -> tuple[float, float, np.ndarray]:
+    """(time to first non-empty chunk, total time, all samples) of a chunk iterator."""
+    t0 = time.perf_counter()
+    ttfa, parts = float("nan"), []
+    for chunk in chunks:
+        if chunk.size and ttfa != ttfa:
+            ttfa = time.perf_counter() - t0
+        parts.append(chunk)
+    return ttfa, time.perf_counter() - t0, np.concatenate(parts)
+
+
+def median_of(runs: int, fn: Callable[[], float]) -> float:
+    return statistics.median(fn() for _ in range(runs))
+
+
+def ensure_checkpoint(directory: Path, size: str) -> tuple[Path, Path]:
+    """Write (or reuse) the random checkpoint and a copy for coqui: (ours, the copy)."""
+    marker = "bench-checkpoint.json"
+    stamp = directory / marker
+    if not (stamp.is_file() and json.loads(stamp.read_text())["size"] == size):
+        print(f"writing a random {size} checkpoint to {directory} ...", flush=True)
+        t = time.perf_counter()
+        tmp = directory.with_name(directory.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_random_checkpoint(tmp, size, seed=0)  # type: ignore[arg-type]
+        (tmp / marker).write_text(json.dumps({"size": size, "seed": 0, "built": time.time()}))
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+        print(f"  written in {time.perf_counter() - t:.1f} s", flush=True)
+    copy = directory.with_name(directory.name + "-ref")  # coqui gets its own copy of the files
+    if not (copy / marker).is_file() or (copy / marker).read_text() != stamp.read_text():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(directory, copy)
+    return directory, copy
+
+
+def bench_reference(ckpt: Path, codes: int, runs: int) -> tuple[Row, float]:
+    """The reference row, and its one-shot vocoder time over ``codes`` latents."""
+    from TTS.tts.configs.xtts_config import XttsConfig as CoquiConfig
+    from TTS.tts.models.xtts import Xtts
+
+    t = time.perf_counter()
+    cfg = CoquiConfig()
+    cfg.load_json(str(ckpt / "config.json"))
+    ref = Xtts(cfg)
+    ref.load_checkpoint(cfg, checkpoint_dir=str(ckpt), eval=True)
+    load_s = time.perf_counter() - t
+    voice = ref.speaker_manager.speakers[SPEAKER]
+    lat, emb = voice["gpt_cond_latent"], voice["speaker_embedding"]
+
+    def stream(n: int) -> Iterator[np.ndarray]:
+        for wav in ref.inference_stream(
+            TEXT, "en", lat, emb, stream_chunk_size=20, min_new_tokens=n, max_new_tokens=n
+        ):
+            yield wav.cpu().numpy()
+
+    @torch.inference_mode()
+    def gpt_only() -> float:  # inference_stream's code loop with the vocoder left out
+        torch.manual_seed(0)
+        t = time.perf_counter()
+        ids = torch.IntTensor(ref.tokenizer.encode(TEXT.strip().lower(), lang="en"))[None]
+        gen = ref.gpt.get_generator(
+            fake_inputs=ref.gpt.compute_embeddings(lat, ids), top_k=50, top_p=0.85,
+            temperature=0.75, do_sample=True, num_beams=1, num_return_sequences=1,
+            length_penalty=1.0, repetition_penalty=10.0, output_attentions=False,
+            output_hidden_states=True, return_dict_in_generate=True,
+            min_new_tokens=codes, max_new_tokens=codes,
+        )  # fmt: skip
+        n = sum(1 for _ in gen)
+        return (time.perf_counter() - t) / n * 1e3
+
+    timed_stream(stream(min(codes, 20)))  # warm-up
+    results, vocoder = [], []
+    for _ in range(runs):
+        torch.manual_seed(0)
+        with patched(ref.hifigan_decoder, "forward", Meter()) as meter:
+            ttfa, total, wav = timed_stream(stream(codes))
+        results.append((ttfa, total, wav.size / RATE))
+        vocoder.append(meter.seconds)
+    gpt_ms = median_of(runs, gpt_only)
+    width = lat.shape[-1]
+
+    @torch.inference_mode()
+    def one_shot() -> float:
+        t = time.perf_counter()
+        ref.hifigan_decoder(torch.randn(1, codes, width), g=emb)
+        return time.perf_counter() - t
+
+    vocode_s = median_of(runs, one_shot)
+    med = [statistics.median(col) for col in zip(*results, strict=True)]
+    row = Row("reference (coqui, chunk 20)", load_s, *med, gpt_ms, statistics.median(vocoder))
+    return row, vocode_s
+
+
+def bench_ours(
+    ckpt: Path, dtype: str, codes: int, runs: int, variants: dict[str, StreamOptions]
+) -> tuple[list[Row], XttsEngine]:
+    """One row per streaming variant of one loaded engine."""
+    t = time.perf_counter()
+    eng = XttsEngine.from_pretrained(ckpt, "cpu", dtype)
+    load_s = time.perf_counter() - t
+    voice = eng.speaker(SPEAKER)
+    params = SamplingParams(seed=0, min_new_codes=codes, max_new_codes=codes)
+    ids = eng.tokenizer.encode(TEXT, "en")
+
+    def gpt_only() -> float:
+        t = time.perf_counter()
+        n = sum(1 for _ in CodeStream(eng.model.gpt, voice.gpt_cond_latent, ids, params))
+        return (time.perf_counter() - t) / n * 1e3
+
+    def stream(opts: StreamOptions, p: SamplingParams) -> Iterator[np.ndarray]:
+        return (c.samples for c in eng.stream(TEXT, "en", voice, p, options=opts))
+
+    rows = []
+    for label, opts in variants.items():
+        short = SamplingParams(seed=0, min_new_codes=min(codes, 20), max_new_codes=min(codes, 20))
+        timed_stream(stream(opts, short))  # warm-up
+        results, vocoder, denoise = [], [], []
+        for _ in range(runs):
+            torch.manual_seed(0)
+            with (
+                patched(IncrementalVocoder, "pull", Meter()) as voc,
+                patched(engine_mod, "_denoise", Meter()) as dn,
+            ):
+                ttfa, total, wav = timed_stream(stream(opts, params))
+            results.append((ttfa, total, wav.size / RATE))
+            vocoder.append(voc.seconds)
+            denoise.append(dn.seconds)
+        med = [statistics.median(col) for col in zip(*results, strict=True)]
+        extra = {"denoise_s": statistics.median(denoise)} if opts.denoise else {}
+        voc_s = statistics.median(vocoder)
+        rows.append(Row(label, load_s, med[0], med[1], med[2], 0.0, voc_s, extra))
+    gpt_ms = median_of(runs, gpt_only)
+    for row in rows:
+        row.gpt_ms_per_code = gpt_ms
+    return rows, eng
+
+
+def stream_vs_one_shot(eng: XttsEngine, codes: int, opts: StreamOptions) -> float:
+    """Max |stream - one-shot| for the same seed (our streaming is exact, not cross-faded)."""
+    params = SamplingParams(seed=0, min_new_codes=codes, max_new_codes=codes)
+    voice = eng.speaker(SPEAKER)
+    chunks = eng.stream(TEXT, "en", voice, params, options=opts)
+    streamed = np.concatenate([c.samples for c in chunks])
+    whole = eng.synthesize(TEXT, "en", voice, params).wav
+    if streamed.shape != whole.shape:
+        return float("inf")
+    return float(np.abs(streamed - whole).max())
+
+
+def our_one_shot_vocoder(eng: XttsEngine, codes: int, runs: int) -> float:
+    g = eng.speaker(SPEAKER).speaker_embedding
+    lat = torch.randn(1, codes, eng.config.gpt.width)
+
+    @torch.inference_mode()
+    def once() -> float:
+        t = time.perf_counter()
+        eng.model.hifigan_decoder(lat, g)
+        return time.perf_counter() - t
+
+    return median_of(runs, once)
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    versions = {}
+    for dist in ("torch", "coqui-tts", "transformers", "xtts-core"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    return {
+        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "python": platform.python_version(),
+        "versions": versions, "loadavg_start": os.getloadavg(),
+    }  # fmt: skip
+
+
+def table(rows: list[Row], ref: Row | None) -> str:
+    head = ["system", "load s", "TTFA s", "total s", "audio s", "RTF", "GPT ms/code", "vocoder s",
+            "TTFA ratio", "RTF ratio"]  # fmt: skip
+    body = []
+    for r in rows:
+        ratios = [f"{r.ttfa_s / ref.ttfa_s:.3f}", f"{r.rtf / ref.rtf:.3f}"] if ref else ["-", "-"]
+        body.append([r.system, f"{r.load_s:.2f}", f"{r.ttfa_s:.3f}", f"{r.total_s:.2f}",
+                     f"{r.audio_s:.2f}", f"{r.rtf:.3f}", f"{r.gpt_ms_per_code:.1f}",
+                     f"{r.vocoder_s:.2f}", *ratios])  # fmt: skip
+    widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
+
+    def fmt(line: list[str]) -> str:
+        cells = zip(line, widths, strict=True)
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(cells))
+
+    return "\n".join([fmt(head), "  ".join("-" * w for w in widths), *map(fmt, body)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--size", choices=["tiny", "mid", "release"], default="release")
+    ap.add_argument("--checkpoint-dir", type=Path, help="default: .cache/bench/<size> in the repo")
+    ap.add_argument("--codes", type=int, default=150, help="codes per sentence (min = max)")
+    ap.add_argument("--runs", type=int, default=2, help="timed runs per system (median reported)")
+    ap.add_argument("--first-chunk", type=int, default=4, help="first_chunk_codes of row (b)")
+    ap.add_argument("--skip-reference", action="store_true", help="ours only (no coqui-tts needed)")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")  # coqui/transformers deprecation noise
+    info = machine_info()
+    print(f"cpu: {info['cpu']} ({info['cpu_count']} cpus, torch threads {info['torch_threads']}, "
+          f"{info['cpu_capability']}); python {info['python']}; "
+          + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+          + f"; load average {info['loadavg_start'][0]:.2f}", flush=True)  # fmt: skip
+    if not args.skip_reference:
+        try:
+            import TTS  # noqa: F401
+        except ImportError:
+            sys.exit("coqui-tts is missing: run `hatch run bench:bench`, or pass --skip-reference")
+    where = args.checkpoint_dir or ROOT / ".cache/bench" / args.size
+    ours_dir, ref_dir = ensure_checkpoint(where, args.size)
+    print(f"checkpoint: {ours_dir} ({args.size}); {args.codes} codes; {args.runs} runs", flush=True)
+
+    ref, ref_vocode = (None, float("nan"))
+    if not args.skip_reference:
+        ref, ref_vocode = bench_reference(ref_dir, args.codes, args.runs)
+        gc.collect()
+    a, b = StreamOptions(), StreamOptions(first_chunk_codes=args.first_chunk)
+    name_a, name_b = (f"first {o.first_chunk_codes}, chunk {o.chunk_codes}" for o in (a, b))
+    variants = {
+        f"ours fp32 (a) {name_a}": a,
+        f"ours fp32 (b) {name_b}": b,
+        "ours fp32 (a) + denoise": StreamOptions(denoise=True),
+    }
+    fp32, eng = bench_ours(ours_dir, "fp32", args.codes, args.runs, variants)
+    diff = stream_vs_one_shot(eng, args.codes, b)
+    our_vocode = our_one_shot_vocoder(eng, args.codes, args.runs)
+    del eng
+    gc.collect()
+    bf16, _ = bench_ours(ours_dir, "bf16", args.codes, args.runs, {f"ours bf16 (c) {name_a}": a})
+    rows = ([ref] if ref else []) + fp32 + bf16
+
+    noisy = fp32[2]
+    print(f"\n{table(rows, ref)}\n")
+    print(f"one-shot vocoder, {args.codes} latents: reference {ref_vocode:.2f} s, "
+          f"ours {our_vocode:.2f} s")  # fmt: skip
+    print(f"noise reduction (noisereduce on each chunk): {noisy.extra['denoise_s']:.3f} s "
+          f"per sentence; total {noisy.total_s - fp32[0].total_s:+.2f} s vs row (a)")  # fmt: skip
+    print(f"stream (b) vs one-shot synthesize, same seed: max |diff| = {diff:.3g}")
+    info["loadavg_end"] = os.getloadavg()
+    print(f"load average at end: {info['loadavg_end'][0]:.2f}")
+    if args.json:
+        out = {
+            "machine": info,
+            "settings": {k: str(v) for k, v in vars(args).items()} | {"text": TEXT},
+            "rows": [asdict(r) | {"rtf": r.rtf} for r in rows],
+            "one_shot_vocoder_s": {"reference": ref_vocode, "ours": our_vocode},
+            "stream_vs_one_shot_max_abs_diff": diff,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
