@@ -122,9 +122,7 @@ def test_teacher_forced_latents_and_logits(pair: tuple[Any, XttsEngine]) -> None
         lats, logs = [latent], [logits]
         base = voice.gpt_cond_latent.shape[1] + len(ids) + 3
         for i in range(codes.shape[1] - 1):
-            latent, logits = decode_one_token(
-                gpt, codes[:, i], torch.tensor([i + 1]), cache, torch.tensor([base + i])
-            )
+            latent, logits = decode_one_token(gpt, codes[:, i], i + 1, cache, base + i)
             lats.append(latent)
             logs.append(logits)
         ref_logits = ref.gpt.mel_head(ref_lat)

@@ -105,16 +105,15 @@ def prefill(
 ) -> tuple[Tensor, Tensor]:
     """Run the prompt and the start code; returns (latents, logits) of the start position."""
     prefix = model.text_prefix(cond_latents, text_ids)  # (B, P, C)
-    start = model.audio_embedding(start_code[:, None], start_code.new_zeros(1))  # (B, 1, C)
+    start = model.audio_embedding(start_code[:, None], 0)  # (B, 1, C)
     emb = torch.cat([prefix, start.to(prefix.dtype)], dim=1)
-    pos = torch.arange(emb.shape[1], device=emb.device)
-    return model(emb, cache, pos)
+    return model(emb, cache, 0)
 
 
 def decode_one_token(
-    model: GPT, codes: Tensor, audio_pos: Tensor, cache: KVCache, pos: Tensor
+    model: GPT, codes: Tensor, audio_pos: int, cache: KVCache, pos: int
 ) -> tuple[Tensor, Tensor]:
-    """One step for codes (B,) at audio position ``audio_pos`` (1,) / sequence position ``pos`` (1,)."""
+    """One step for codes (B,) at audio position ``audio_pos`` and sequence position ``pos``."""
     emb = model.audio_embedding(codes[:, None], audio_pos)  # (B, 1, C)
     return model(emb, cache, pos)
 
@@ -170,6 +169,6 @@ class CodeStream:
             yield value, latents[0].float()
             if value == self.stop_code or step + 1 == self.max_new:
                 return
-            pos = torch.tensor([self.prefix_len + step], device=code.device)
-            audio_pos = torch.tensor([step + 1], device=code.device)
-            latents, logits = decode_one_token(model, code, audio_pos, self.cache, pos)
+            latents, logits = decode_one_token(
+                model, code, step + 1, self.cache, self.prefix_len + step
+            )

@@ -39,8 +39,9 @@ class KVCache(nn.Module):
     ) -> None:  # fmt: skip
         super().__init__()
         shape = (layers, batch, heads, length, head_dim)
-        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
-        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        # empty, not zeros: attention only reads positions already written (see Attention)
+        self.register_buffer("k", torch.empty(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.empty(shape, dtype=dtype, device=device), persistent=False)
         self.k: Tensor
         self.v: Tensor
 
@@ -59,19 +60,21 @@ class Attention(nn.Module):
         self.c_attn = nn.Linear(width, 3 * width)
         self.c_proj = nn.Linear(width, width)
 
-    def forward(self, x: Tensor, cache: KVCache, layer: int, pos: Tensor) -> Tensor:
-        """Attend ``x`` (B, T, C) at positions ``pos`` (T,) over everything cached before it."""
+    def forward(self, x: Tensor, cache: KVCache, layer: int, start: int) -> Tensor:
+        """Attend ``x`` (B, T, C) at positions ``start .. start+T-1`` over everything cached before."""
         b, t, c = x.shape
+        end = start + t
         q, k, v = self.c_attn(x).split(c, dim=-1)
         q = q.view(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, D)
         k = k.view(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, D)
         v = v.view(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, D)
-        cache.k[layer, :b].index_copy_(2, pos, k)
-        cache.v[layer, :b].index_copy_(2, pos, v)
-        end = int(pos[-1]) + 1
+        cache.k[layer, :b, :, start:end] = k
+        cache.v[layer, :b, :, start:end] = v
         keys = cache.k[layer, :b, :, :end]  # (B, H, S, D), S = positions filled so far
         values = cache.v[layer, :b, :, :end]
-        mask = torch.arange(end, device=x.device)[None, :] <= pos[:, None]  # (T, S) causal
+        mask = None  # one new position sees every cached one
+        if t > 1:  # (T, S) causal mask over the new block
+            mask = torch.ones(t, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         y = y.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
         return self.c_proj(y)
@@ -99,8 +102,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(width, eps=1e-5)
         self.mlp = MLP(width)
 
-    def forward(self, x: Tensor, cache: KVCache, layer: int, pos: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer, pos)
+    def forward(self, x: Tensor, cache: KVCache, layer: int, start: int) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, start)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -112,9 +115,9 @@ class Transformer(nn.Module):
         self.h = nn.ModuleList(Block(width, heads) for _ in range(layers))
         self.ln_f = nn.LayerNorm(width, eps=1e-5)
 
-    def forward(self, x: Tensor, cache: KVCache, pos: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: KVCache, start: int) -> Tensor:
         for i, block in enumerate(self.h):
-            x = block(x, cache, i, pos)
+            x = block(x, cache, i, start)
         return self.ln_f(x)
 
 
@@ -167,16 +170,20 @@ class GPT(nn.Module):
         emb = self.text_embedding(ids) + self.text_pos_embedding(positions)
         return torch.cat([cond_latents.to(emb.dtype), emb], dim=1)
 
-    def audio_embedding(self, codes: Tensor, audio_pos: Tensor) -> Tensor:
-        """Embeddings (B, T, C) of audio codes (B, T) at audio positions (T,) (start code at 0)."""
-        return self.mel_embedding(codes) + self.mel_pos_embedding(audio_pos)
+    def audio_embedding(self, codes: Tensor, audio_start: int) -> Tensor:
+        """Embeddings (B, T, C) of audio codes (B, T) from audio position ``audio_start`` on.
 
-    def forward(self, emb: Tensor, cache: KVCache, pos: Tensor) -> tuple[Tensor, Tensor]:
-        """Run embeddings (B, T, C) at sequence positions ``pos`` (T,).
+        The start code sits at audio position 0, the first generated code at 1.
+        """
+        positions = torch.arange(audio_start, audio_start + codes.shape[1], device=codes.device)
+        return self.mel_embedding(codes) + self.mel_pos_embedding(positions)
+
+    def forward(self, emb: Tensor, cache: KVCache, start: int) -> tuple[Tensor, Tensor]:
+        """Run embeddings (B, T, C) at sequence positions ``start .. start+T-1``.
 
         Returns ``(latents, logits)`` for the last position only: latents (B, C) are
         ``final_norm(ln_f(h))`` — what the vocoder consumes — and logits (B, num_audio_tokens).
         """
-        h = self.gpt(emb, cache, pos)[:, -1]  # (B, C) — only the newest position is needed
+        h = self.gpt(emb, cache, start)[:, -1]  # (B, C) — only the newest position is needed
         latents = self.final_norm(h)
         return latents, self.mel_head(latents)
