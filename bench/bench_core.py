@@ -37,6 +37,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # coqui drives HF generate noisily
+
 import numpy as np
 import torch
 
@@ -175,6 +177,7 @@ def bench_reference(ckpt: Path, codes: int, runs: int) -> tuple[Row, float]:
         n = sum(1 for _ in gen)
         return (time.perf_counter() - t) / n * 1e3
 
+    print(f"reference loaded in {load_s:.1f} s; streaming ...", flush=True)
     timed_stream(stream(min(codes, 20)))  # warm-up
     results, vocoder = [], []
     for _ in range(runs):
@@ -220,6 +223,7 @@ def bench_ours(
     rows = []
     for label, opts in variants.items():
         short = SamplingParams(seed=0, min_new_codes=min(codes, 20), max_new_codes=min(codes, 20))
+        print(f"{label}: streaming ...", flush=True)
         timed_stream(stream(opts, short))  # warm-up
         results, vocoder, denoise = [], [], []
         for _ in range(runs):

@@ -23,8 +23,9 @@ VERSION = "2.11.0"
 
 
 def installed_version() -> str | None:
+    """The installed torchaudio's version without its local label (``2.11.0+cpu`` -> ``2.11.0``)."""
     try:
-        return metadata.version("torchaudio")
+        return metadata.version("torchaudio").split("+", 1)[0]
     except metadata.PackageNotFoundError:
         return None
 

@@ -111,8 +111,11 @@ def read_model_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint file not found: {path}") from None
     except pickle.UnpicklingError as exc:
+        detail = _first_line(exc)
+        if "GLOBAL" not in detail:  # a corrupt pickle stream, not a refused class
+            raise CheckpointError(f"cannot read {path} as a torch checkpoint: {detail}") from None
         raise UnsafeCheckpointError(
-            f"refusing to load {path}: it asks for code outside the allow-list ({_first_line(exc)})"
+            f"refusing to load {path}: it asks for code outside the allow-list ({detail})"
         ) from None
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         raise CheckpointError(
@@ -196,5 +199,6 @@ def read_speakers(path: Path) -> dict[str, dict[str, Tensor]]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    inner = exc.__context__ if isinstance(exc, pickle.UnpicklingError) else None  # torch's detail
+    text = str(inner or exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -9,6 +9,7 @@ once (each at its own pace; batching them into one step comes with the worker en
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -153,6 +154,8 @@ class XttsEngine:
         scale = speed_scale(speed)
         stream = self._codes(text, language, voice, params or SamplingParams())
         latents = torch.stack([latent for _, latent in stream])  # (T, C)
+        if math.floor(latents.shape[0] * scale) == 0:  # e.g. one code at speed > 1: no audio
+            return Synthesis(np.zeros(0, np.float32), self.sample_rate, stream.codes, latents.cpu())
         stretched = apply_speed(latents, scale)
         g = voice.speaker_embedding.to(self.model.device)
         wav = self.model.hifigan_decoder(stretched[None].to(self.model.device), g)[0, 0]
@@ -192,7 +195,13 @@ class XttsEngine:
 
 
 def _denoise(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Stationary spectral gating of one chunk; the STFT shrinks to fit short chunks."""
     import noisereduce  # imported lazily: it pulls scipy and is off by default
 
-    out: np.ndarray = noisereduce.reduce_noise(y=samples, sr=sample_rate, stationary=True)
+    n_fft = min(1024, 1 << (samples.size.bit_length() - 1))  # largest power of two that fits
+    if n_fft < 64:  # too short to estimate a spectrum: leave it as it is
+        return samples
+    out: np.ndarray = noisereduce.reduce_noise(
+        y=samples, sr=sample_rate, stationary=True, n_fft=n_fft
+    )
     return out.astype(np.float32)

@@ -47,3 +47,31 @@ class MissingExtraError(XttsError, ImportError):
 
 class ParameterError(XttsError, ValueError):
     """A synthesis or sampling parameter is out of range."""
+
+
+class ProtocolError(XttsError, ValueError):
+    """A websocket message or query parameter breaks the ElevenLabs protocol (see xtts_core.protocol).
+
+    ``str(exc)`` is one line a server can send back verbatim as the ``message`` of an
+    ElevenLabs-style error; ``error`` is the machine-readable code for that message's ``error``
+    field and ``code`` the websocket close code to close with (1008, as the real service does).
+    """
+
+    def __init__(self, message: str, *, error: str = "invalid_message", code: int = 1008) -> None:
+        message = " ".join(message.splitlines()).strip()
+        super().__init__(message)
+        self.message = message
+        self.error = error
+        self.code = code
+
+    def __reduce__(self) -> tuple[type[ProtocolError], tuple[str], dict[str, object]]:
+        # Keep error and code when the exception crosses a process boundary (pickle).
+        return type(self), (self.message,), {"error": self.error, "code": self.code}
+
+
+class SettingsError(XttsError, ValueError):
+    """Service settings cannot be loaded: a missing or malformed YAML file, or invalid values.
+
+    Not to be confused with ``pydantic_settings.SettingsError``, which
+    :func:`xtts_core.settings.load_settings` converts into this one.
+    """

@@ -67,7 +67,7 @@ def process_logits(
     logits: Tensor, seen: Tensor, n_new: int, params: SamplingParams, stop_code: int
 ) -> Tensor:
     """Apply the reference's logits processors to ``logits`` (B, V); ``seen`` (B, V) is bool."""
-    scores = logits.float()
+    scores = logits.to(torch.float32, copy=True)  # never write into the caller's logits
     if params.repetition_penalty != 1.0:
         p = params.repetition_penalty
         penalised = torch.where(scores < 0, scores * p, scores / p)

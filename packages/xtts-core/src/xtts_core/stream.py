@@ -2,10 +2,11 @@
 
 The reference re-runs HiFi-GAN over the whole sentence at every chunk (quadratic) and cross-fades
 1024 samples to hide that the newest audio had no right context. Here each pull vocodes only a
-window: the new frames, plus the generator's receptive field of left context and ``lookahead``
-frames of right context. With the default lookahead (the full right receptive field) every
-emitted sample equals the one-shot decode of the whole sentence up to float rounding — streaming
-has no seams. A smaller lookahead lowers latency; the last samples of each chunk are then computed
+window: the new frames, plus the generator's receptive field of left and right context. By
+default only samples that no later latent can change are emitted (``HifiDecoder.stable_samples``),
+so every emitted sample equals the one-shot decode of the whole sentence up to float rounding:
+streaming has no seams. Setting ``lookahead_frames`` instead emits all but that many frames of
+what the current latents determine; that lowers latency, and the last samples of each chunk are computed
 without their full right context, and ``overlap`` samples are held back and cross-faded with their
 recomputation at the next pull (the reference's linear fade).
 
@@ -56,10 +57,9 @@ class IncrementalVocoder:
         self.decoder = decoder
         self.g = speaker_embedding
         self.scale = speed_scale(speed)
-        self.left, right = decoder.waveform_decoder.receptive_field()
-        self.right = right
-        self.lookahead = right if lookahead_frames is None else lookahead_frames
-        if self.lookahead < 0 or overlap_samples < 0:
+        self.left, self.right = decoder.waveform_decoder.receptive_field()
+        self.lookahead = lookahead_frames  # None: exact (emit only samples that are final)
+        if (lookahead_frames is not None and lookahead_frames < 0) or overlap_samples < 0:
             raise ParameterError("lookahead_frames and overlap_samples must be >= 0")
         self.overlap = overlap_samples
         self.hop = decoder.hop_length
@@ -78,19 +78,25 @@ class IncrementalVocoder:
     @torch.inference_mode()
     def pull(self, final: bool = False) -> Tensor:
         """Return the samples (1-D float32) that became ready; ``final`` flushes everything."""
-        if not self._latents:
-            return torch.zeros(0)
+        if not self._latents or math.floor(self.latent_count * self.scale) == 0:
+            return torch.zeros(0)  # nothing yet, or too few latents to stretch (speed > 1)
         raw = torch.cat(self._latents)  # (N, C)
         self._latents = [raw]
         lat = apply_speed(raw, self.scale)  # (N', C)
         total_frames = self.decoder.num_frames(lat.shape[0])
         if final:
-            ready_frames = avail_frames = total_frames
+            avail_frames = total_frames
+            end = total_frames * self.hop
         else:
-            avail_frames = self._stable_frames(raw.shape[0], lat.shape[0], total_frames)
-            ready_frames = max(0, avail_frames - self.lookahead)
-        end = ready_frames * self.hop
-        hold = 0 if final else min(self.overlap, (avail_frames - ready_frames) * self.hop)
+            stable_lat = (
+                lat.shape[0] if self.scale == 1.0 else _stable_outputs(raw.shape[0], self.scale)
+            )
+            avail_frames = self._stable_frames(stable_lat, total_frames)
+            if self.lookahead is None:
+                end = self.decoder.stable_samples(stable_lat)
+            else:
+                end = max(0, avail_frames - self.lookahead) * self.hop
+        hold = 0 if final else max(0, min(self.overlap, avail_frames * self.hop - end))
         start = self._emitted
         if end + hold <= start:
             return torch.zeros(0)
@@ -108,9 +114,8 @@ class IncrementalVocoder:
         self._emitted = end
         return out
 
-    def _stable_frames(self, n_raw: int, n_lat: int, total_frames: int) -> int:
-        """Frames whose interpolation taps no future latent can change."""
-        stable_lat = n_lat if self.scale == 1.0 else _stable_outputs(n_raw, self.scale)
+    def _stable_frames(self, stable_lat: int, total_frames: int) -> int:
+        """Frames whose interpolation taps read only the first ``stable_lat`` (final) latents."""
         f = total_frames
         while f > 0 and self.decoder.source_latents(f - 1, f)[1] > stable_lat:
             f -= 1

@@ -338,8 +338,8 @@ class HifiDecoder(nn.Module):
         (:meth:`HifiganGenerator.phase_receptive_field`) and through them latents up to the
         last one of :meth:`source_latents`; it cannot change when latents are appended once
         that is below ``num_latents`` (the last latent is then read unclamped). At the end of a
-        sentence every sample is final (``num_samples(num_latents)``). Lags the end by about
-        ``4 * 1114.56 - 500`` samples at release settings.
+        sentence every sample is final (``num_samples(num_latents)``). At release settings this
+        lags ``num_samples(num_latents)`` by 3770 or 4026 samples (3.4 to 3.6 latents; T >= 4).
         """
         frames = self.num_frames(num_latents)
         lengths = [num_latents, math.floor(num_latents * self.latent_scale)]
