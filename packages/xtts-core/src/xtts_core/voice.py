@@ -133,7 +133,7 @@ def speaker_embedding(model: XttsModel, clip: Tensor) -> Tensor:
     """(1, 512, 1) L2-normalised embedding of a 22050 Hz clip, computed at 16 kHz."""
     audio_16k = resample(clip, GPT_RATE, SPEAKER_RATE)
     encoder = model.hifigan_decoder.speaker_encoder
-    shortest = encoder.torch_spec[1].spectrogram.n_fft // 2 + 1  # its STFT reflect-pads n_fft/2
+    shortest = encoder.min_samples
     if audio_16k.shape[-1] < shortest:
         raise AudioError(
             f"reference clip too short ({clip.shape[-1] / GPT_RATE * 1000:.0f} ms): the speaker "

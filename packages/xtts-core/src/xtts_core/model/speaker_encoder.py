@@ -172,6 +172,8 @@ class ResNetSpeakerEncoder(nn.Module):
             nn.Softmax(dim=2),
         )
         self.fc = nn.Linear(pooled * 2 if encoder_type == "ASP" else pooled, proj_dim)
+        #: Shortest input (16 kHz samples) the mel accepts: its STFT reflect-pads n_fft / 2.
+        self.min_samples = fft_size // 2 + 1
 
     def forward(self, wav: Tensor, l2_norm: bool = True) -> Tensor:
         """Embed ``wav`` (B, T) or (B, 1, T) at ``sample_rate`` (16 kHz) -> (B, proj_dim).
