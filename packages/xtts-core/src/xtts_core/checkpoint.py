@@ -8,7 +8,6 @@ What it handles, because real checkpoints differ:
   folded into plain weights;
 - the ``xtts.`` prefix of GPT-trainer checkpoints, trainer-only modules (dvae, mel extractors,
   ``text_head``) and stale buffers of old transformers versions, dropped;
-- HF GPT-2 ``Conv1D`` weights (in, out), transposed into ``nn.Linear`` layout.
 The user's files are never written (coqui 0.28 rewrites ``model.pth`` in place; we do not).
 """
 
@@ -46,9 +45,6 @@ COQUI_CONFIG_CLASSES = (
 _TRAINER_PREFIXES = ("torch_mel_spectrogram_style_encoder.", "torch_mel_spectrogram_dvae.", "dvae.")
 _DROPPED = re.compile(
     r"^gpt\.(text_head\.|gpt_inference\.|gpt\.wte\.|gpt\.wpe\.|gpt\.h\.\d+\.attn\.(bias|masked_bias)$)"
-)
-_HF_CONV1D = re.compile(
-    r"^gpt\.gpt\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$"
 )
 _IGNORED_FILES = ("dvae.pth", "mel_stats.pth")
 
@@ -147,9 +143,6 @@ def extract_state_dict(checkpoint: Mapping[str, Any], source: Path) -> dict[str,
         state = fold_weight_norm(state)
     except KeyError as exc:
         raise CheckpointError(f"{source}: {exc.args[0]}") from None
-    for key in state:
-        if _HF_CONV1D.match(key):
-            state[key] = state[key].t().contiguous()
     return state
 
 

@@ -12,7 +12,6 @@ Random weights make noise, not speech.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import types
 from collections.abc import Iterator
@@ -42,9 +41,6 @@ from xtts_core.text.tokenizer import XttsTokenizer  # noqa: E402
 from xtts_core.text.vocab import write_vocab  # noqa: E402
 
 Size = Literal["tiny", "mid", "release"]
-_HF_CONV1D = re.compile(
-    r"^gpt\.gpt\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$"
-)
 
 
 @dataclass(frozen=True)
@@ -145,11 +141,8 @@ def write_random_checkpoint(
 
 
 def coqui_state_dict(model: XttsModel, weight_norm: str = "parametrizations") -> dict[str, Tensor]:
-    """Our weights in coqui's layout: HF ``Conv1D`` transposes, weight norm, a ``text_head``."""
+    """Our weights in coqui's layout: weight-normed HiFi-GAN and the training-only ``text_head``."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    for key in list(state):
-        if _HF_CONV1D.match(key):
-            state[key] = state[key].t().contiguous()
     prefix = "hifigan_decoder.waveform_decoder."
     normed = [prefix + k for k in model.hifigan_decoder.waveform_decoder.weight_normed_keys()]
     state = unfold_weight_norm(state, normed, weight_norm)  # type: ignore[arg-type]
