@@ -107,6 +107,16 @@ def test_chunk_boundaries_follow_the_options(engine_fast_vocoder: XttsEngine, vo
     assert len(chunks) >= 3
 
 
+def test_chunks_grow_from_the_first_size_to_the_steady_size(
+    engine_fast_vocoder: XttsEngine, voice: Voice
+) -> None:
+    options = StreamOptions(first_chunk_codes=2, chunk_codes=6)
+    chunks = list(engine_fast_vocoder.stream(TEXT, "en", voice, forced(), options=options))
+    # sizes 2, 4, 6, 6, ...: pulls at 2, 6, 12, 18, 24; an empty pull yields nothing
+    assert {c.codes_so_far for c in chunks[:-1]} <= {2, 6, 12, 18, 24}
+    assert 12 in {c.codes_so_far for c in chunks}
+
+
 def test_length_formula_at_speed_one(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
     out = one_shot(engine_fast_vocoder, voice, 1.0)
     assert len(out.codes) == N

@@ -44,12 +44,16 @@ logger = logging.getLogger(__name__)
 class StreamOptions:
     """Chunking of a streamed sentence, in audio codes (one code = 46.4 ms of audio).
 
-    ``first_chunk_codes`` is small so the first audio leaves early; later chunks are larger so
-    the vocoder runs less often. ``lookahead_frames``/``overlap_samples``: see ``stream.py``.
-    ``denoise`` runs ``noisereduce`` on each chunk (off by default: it changes the audio).
+    The first chunk is vocoded after ``first_chunk_codes`` codes so audio leaves early; each later
+    chunk doubles in size up to ``chunk_codes`` (e.g. 6, 12, 20, 20, ...), so playback can start
+    at once while the vocoder soon runs on fewer, larger windows. In the default exact mode the
+    newest ~3.5 codes are held back until their right context exists, so the first chunk carries
+    ``first_chunk_codes - 3.5`` codes of audio. ``lookahead_frames``/``overlap_samples`` trade
+    that exactness for latency (see ``stream.py``). ``denoise`` runs ``noisereduce`` on each
+    chunk (off by default: it changes the audio).
     """
 
-    first_chunk_codes: int = 8
+    first_chunk_codes: int = 6
     chunk_codes: int = 20
     lookahead_frames: int | None = None
     overlap_samples: int = 0
@@ -173,12 +177,14 @@ class XttsEngine:
             self.model.hifigan_decoder, voice.speaker_embedding.to(self.model.device), speed,
             options.lookahead_frames, options.overlap_samples,
         )  # fmt: skip
-        due, index, count = options.first_chunk_codes, 0, 0
+        size = options.first_chunk_codes
+        due, index, count = size, 0, 0
         for _, latent in codes:
             vocoder.push(latent)
             count += 1
             if count >= due:
-                due += options.chunk_codes
+                size = min(2 * size, options.chunk_codes)
+                due += size
                 samples = vocoder.pull()
                 if samples.numel():
                     yield self._chunk(samples, index, count, False, t0, options.denoise)
