@@ -6,10 +6,12 @@ small first chunk; we vocode incrementally and emit a small first chunk.
 
 Setup (shared/spec/xtts-reference.md §3.3): a release-size random-weight checkpoint (cached), the
 20-word sentence, the checkpoint's "Random Speaker", codes forced to ``--codes`` (stop code off,
-so both sides make the same audio length), torch.manual_seed(0), torch's default threads. For each
-system: one short untimed warm-up, then ``--runs`` timed runs; the median is reported.
+so both sides make the same audio length), torch.manual_seed(0), torch's default threads. All systems are
+loaded first; each gets one short untimed warm-up, then the ``--runs`` timed runs go round-robin
+over the systems (so a busy machine slows all alike); the median is reported.
 
-Columns: load s (construct + load weights), TTFA s (first chunk yielded), total s (stream
+Columns: load s (construct + load weights), TTFA s (first chunk yielded), 1st chunk s (audio in
+that chunk: a tiny first chunk buys TTFA, not continuous playback), total s (stream
 exhausted), audio s, RTF (total / audio), GPT ms/code (codes alone, prefill included, no vocoder:
 our CodeStream; the reference's ``gpt.get_generator`` driven as ``inference_stream`` drives it),
 vocoder s (time inside the vocoder during the stream, instrumented: the reference's
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import os
 import platform
@@ -33,7 +34,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
+from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ class Row:
     audio_s: float
     gpt_ms_per_code: float
     vocoder_s: float
+    first_chunk_s: float  # seconds of audio in the first chunk
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -76,8 +78,7 @@ class Row:
 class Meter:
     """Accumulates wall time spent inside wrapped calls."""
 
-    def __init__(self) -> None:
-        self.seconds, self.calls = 0.0, 0
+    seconds = 0.0
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -86,7 +87,6 @@ class Meter:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - t
-                self.calls += 1
 
         return timed
 
@@ -106,19 +106,14 @@ def patched(owner: Any, name: str, meter: Meter) -> Iterator[Meter]:
             delattr(owner, name)
 
 
-def timed_stream(chunks: Iterable[np.ndarray]) -> tuple[float, float, np.ndarray]:
-    """(time to first non-empty chunk, total time, all samples) of a chunk iterator."""
-    t0 = time.perf_counter()
-    ttfa, parts = float("nan"), []
+def timed_stream(chunks: Iterable[np.ndarray]) -> tuple[float, float, list[np.ndarray]]:
+    """(time to the first non-empty chunk, total time, the non-empty chunks) of an iterator."""
+    t0, ttfa, parts = time.perf_counter(), 0.0, []
     for chunk in chunks:
-        if chunk.size and ttfa != ttfa:
-            ttfa = time.perf_counter() - t0
-        parts.append(chunk)
-    return ttfa, time.perf_counter() - t0, np.concatenate(parts)
-
-
-def median_of(runs: int, fn: Callable[[], float]) -> float:
-    return statistics.median(fn() for _ in range(runs))
+        if chunk.size:
+            ttfa = ttfa or time.perf_counter() - t0
+            parts.append(chunk)
+    return ttfa, time.perf_counter() - t0, parts
 
 
 def ensure_checkpoint(directory: Path, size: str) -> tuple[Path, Path]:
@@ -142,10 +137,21 @@ def ensure_checkpoint(directory: Path, size: str) -> tuple[Path, Path]:
     return directory, copy
 
 
-def bench_reference(ckpt: Path, codes: int, runs: int) -> tuple[Row, float]:
-    """The reference row, and its one-shot vocoder time over ``codes`` latents."""
-    from TTS.tts.configs.xtts_config import XttsConfig as CoquiConfig
-    from TTS.tts.models.xtts import Xtts
+@dataclass
+class System:
+    """One row: how to stream ``n`` codes, what to instrument, how to time codes alone."""
+
+    name: str
+    load_s: float
+    stream: Callable[[int], Iterator[np.ndarray]]
+    vocoder: tuple[Any, str]  # (owner, attribute) whose calls are the vocoder
+    gpt_ms: Callable[[], float]  # one GPT-only run: ms per code, prefill included
+    one_shot: Callable[[], float]  # one vocoder pass over all the latents: seconds
+
+
+def reference_system(ckpt: Path, codes: int) -> System:
+    from TTS.tts.configs.xtts_config import XttsConfig as CoquiConfig  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    from TTS.tts.models.xtts import Xtts  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     t = time.perf_counter()
     cfg = CoquiConfig()
@@ -163,7 +169,7 @@ def bench_reference(ckpt: Path, codes: int, runs: int) -> tuple[Row, float]:
             yield wav.cpu().numpy()
 
     @torch.inference_mode()
-    def gpt_only() -> float:  # inference_stream's code loop with the vocoder left out
+    def gpt_ms() -> float:  # inference_stream's code loop with the vocoder left out
         torch.manual_seed(0)
         t = time.perf_counter()
         ids = torch.IntTensor(ref.tokenizer.encode(TEXT.strip().lower(), lang="en"))[None]
@@ -177,73 +183,78 @@ def bench_reference(ckpt: Path, codes: int, runs: int) -> tuple[Row, float]:
         n = sum(1 for _ in gen)
         return (time.perf_counter() - t) / n * 1e3
 
-    print(f"reference loaded in {load_s:.1f} s; streaming ...", flush=True)
-    timed_stream(stream(min(codes, 20)))  # warm-up
-    results, vocoder = [], []
-    for _ in range(runs):
-        torch.manual_seed(0)
-        with patched(ref.hifigan_decoder, "forward", Meter()) as meter:
-            ttfa, total, wav = timed_stream(stream(codes))
-        results.append((ttfa, total, wav.size / RATE))
-        vocoder.append(meter.seconds)
-    gpt_ms = median_of(runs, gpt_only)
-    width = lat.shape[-1]
-
     @torch.inference_mode()
     def one_shot() -> float:
+        x = torch.randn(1, codes, lat.shape[-1])
         t = time.perf_counter()
-        ref.hifigan_decoder(torch.randn(1, codes, width), g=emb)
+        ref.hifigan_decoder(x, g=emb)
         return time.perf_counter() - t
 
-    vocode_s = median_of(runs, one_shot)
-    med = [statistics.median(col) for col in zip(*results, strict=True)]
-    row = Row("reference (coqui, chunk 20)", load_s, *med, gpt_ms, statistics.median(vocoder))
-    return row, vocode_s
+    name = "reference (coqui, chunk 20)"
+    return System(name, load_s, stream, (ref.hifigan_decoder, "forward"), gpt_ms, one_shot)
 
 
-def bench_ours(
-    ckpt: Path, dtype: str, codes: int, runs: int, variants: dict[str, StreamOptions]
-) -> tuple[list[Row], XttsEngine]:
-    """One row per streaming variant of one loaded engine."""
+def our_systems(
+    ckpt: Path, dtype: str, codes: int, variants: dict[str, StreamOptions]
+) -> tuple[list[System], XttsEngine]:
+    """One system per streaming variant of one loaded engine (they share GPT timings)."""
     t = time.perf_counter()
     eng = XttsEngine.from_pretrained(ckpt, "cpu", dtype)
     load_s = time.perf_counter() - t
     voice = eng.speaker(SPEAKER)
-    params = SamplingParams(seed=0, min_new_codes=codes, max_new_codes=codes)
     ids = eng.tokenizer.encode(TEXT, "en")
 
-    def gpt_only() -> float:
+    def params(n: int) -> SamplingParams:
+        return SamplingParams(seed=0, min_new_codes=n, max_new_codes=n)
+
+    def gpt_ms() -> float:
         t = time.perf_counter()
-        n = sum(1 for _ in CodeStream(eng.model.gpt, voice.gpt_cond_latent, ids, params))
+        n = sum(1 for _ in CodeStream(eng.model.gpt, voice.gpt_cond_latent, ids, params(codes)))
         return (time.perf_counter() - t) / n * 1e3
 
-    def stream(opts: StreamOptions, p: SamplingParams) -> Iterator[np.ndarray]:
-        return (c.samples for c in eng.stream(TEXT, "en", voice, p, options=opts))
+    @torch.inference_mode()
+    def one_shot() -> float:
+        x = torch.randn(1, codes, eng.config.gpt.width)
+        t = time.perf_counter()
+        eng.model.hifigan_decoder(x, voice.speaker_embedding)
+        return time.perf_counter() - t
 
-    rows = []
-    for label, opts in variants.items():
-        short = SamplingParams(seed=0, min_new_codes=min(codes, 20), max_new_codes=min(codes, 20))
-        print(f"{label}: streaming ...", flush=True)
-        timed_stream(stream(opts, short))  # warm-up
-        results, vocoder, denoise = [], [], []
-        for _ in range(runs):
+    def streamer(opts: StreamOptions) -> Callable[[int], Iterator[np.ndarray]]:
+        return lambda n: (c.samples for c in eng.stream(TEXT, "en", voice, params(n), options=opts))
+
+    voc = (IncrementalVocoder, "pull")
+    return [System(k, load_s, streamer(o), voc, gpt_ms, one_shot) for k, o in variants.items()], eng
+
+
+def measure(systems: list[System], codes: int, runs: int) -> list[Row]:
+    """Warm every system up, then time the runs round-robin so machine noise hits all alike."""
+    for s in systems:
+        print(f"warming up: {s.name}", flush=True)
+        timed_stream(s.stream(min(codes, 20)))
+    samples: dict[str, list[tuple[float, ...]]] = {s.name: [] for s in systems}
+    for r in range(runs):
+        for s in systems:
+            print(f"run {r + 1}/{runs}: {s.name}", flush=True)
             torch.manual_seed(0)
-            with (
-                patched(IncrementalVocoder, "pull", Meter()) as voc,
-                patched(engine_mod, "_denoise", Meter()) as dn,
-            ):
-                ttfa, total, wav = timed_stream(stream(opts, params))
-            results.append((ttfa, total, wav.size / RATE))
-            vocoder.append(voc.seconds)
-            denoise.append(dn.seconds)
-        med = [statistics.median(col) for col in zip(*results, strict=True)]
-        extra = {"denoise_s": statistics.median(denoise)} if opts.denoise else {}
-        voc_s = statistics.median(vocoder)
-        rows.append(Row(label, load_s, med[0], med[1], med[2], 0.0, voc_s, extra))
-    gpt_ms = median_of(runs, gpt_only)
-    for row in rows:
-        row.gpt_ms_per_code = gpt_ms
-    return rows, eng
+            voc, dn = Meter(), Meter()
+            with patched(*s.vocoder, voc), patched(engine_mod, "_denoise", dn):
+                ttfa, total, parts = timed_stream(s.stream(codes))
+            audio = sum(c.size for c in parts) / RATE
+            samples[s.name].append(
+                (ttfa, total, audio, voc.seconds, parts[0].size / RATE, dn.seconds)
+            )
+    gpt: dict[Callable[[], float], list[float]] = {}
+    for _ in range(runs):  # codes alone, once per distinct GPT
+        for fn in dict.fromkeys(s.gpt_ms for s in systems):
+            gpt.setdefault(fn, []).append(fn())
+    rows = []
+    for s in systems:
+        med = [statistics.median(col) for col in zip(*samples[s.name], strict=True)]
+        extra = {"denoise_s": med[5]} if med[5] else {}
+        gpt_ms = statistics.median(gpt[s.gpt_ms])
+        ttfa, total, audio, voc_s, first, _ = med
+        rows.append(Row(s.name, s.load_s, ttfa, total, audio, gpt_ms, voc_s, first, extra))
+    return rows
 
 
 def stream_vs_one_shot(eng: XttsEngine, codes: int, opts: StreamOptions) -> float:
@@ -256,19 +267,6 @@ def stream_vs_one_shot(eng: XttsEngine, codes: int, opts: StreamOptions) -> floa
     if streamed.shape != whole.shape:
         return float("inf")
     return float(np.abs(streamed - whole).max())
-
-
-def our_one_shot_vocoder(eng: XttsEngine, codes: int, runs: int) -> float:
-    g = eng.speaker(SPEAKER).speaker_embedding
-    lat = torch.randn(1, codes, eng.config.gpt.width)
-
-    @torch.inference_mode()
-    def once() -> float:
-        t = time.perf_counter()
-        eng.model.hifigan_decoder(lat, g)
-        return time.perf_counter() - t
-
-    return median_of(runs, once)
 
 
 def machine_info() -> dict[str, Any]:
@@ -290,14 +288,14 @@ def machine_info() -> dict[str, Any]:
 
 
 def table(rows: list[Row], ref: Row | None) -> str:
-    head = ["system", "load s", "TTFA s", "total s", "audio s", "RTF", "GPT ms/code", "vocoder s",
-            "TTFA ratio", "RTF ratio"]  # fmt: skip
+    head = ["system", "load s", "TTFA s", "1st chunk s", "total s", "audio s", "RTF",
+            "GPT ms/code", "vocoder s", "TTFA ratio", "RTF ratio"]  # fmt: skip
     body = []
     for r in rows:
         ratios = [f"{r.ttfa_s / ref.ttfa_s:.3f}", f"{r.rtf / ref.rtf:.3f}"] if ref else ["-", "-"]
-        body.append([r.system, f"{r.load_s:.2f}", f"{r.ttfa_s:.3f}", f"{r.total_s:.2f}",
-                     f"{r.audio_s:.2f}", f"{r.rtf:.3f}", f"{r.gpt_ms_per_code:.1f}",
-                     f"{r.vocoder_s:.2f}", *ratios])  # fmt: skip
+        body.append([r.system, f"{r.load_s:.2f}", f"{r.ttfa_s:.3f}", f"{r.first_chunk_s:.3f}",
+                     f"{r.total_s:.2f}", f"{r.audio_s:.2f}", f"{r.rtf:.3f}",
+                     f"{r.gpt_ms_per_code:.1f}", f"{r.vocoder_s:.2f}", *ratios])  # fmt: skip
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
 
     def fmt(line: list[str]) -> str:
@@ -313,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-dir", type=Path, help="default: .cache/bench/<size> in the repo")
     ap.add_argument("--codes", type=int, default=150, help="codes per sentence (min = max)")
     ap.add_argument("--runs", type=int, default=2, help="timed runs per system (median reported)")
-    ap.add_argument("--first-chunk", type=int, default=4, help="first_chunk_codes of row (b)")
+    ap.add_argument(
+        "--first-chunk", type=int, default=4, help="first_chunk_codes of low-latency rows"
+    )
+    ap.add_argument("--lookahead", type=int, default=4, help="lookahead_frames of low-latency rows")
     ap.add_argument("--skip-reference", action="store_true", help="ours only (no coqui-tts needed)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
@@ -323,41 +324,53 @@ def main(argv: list[str] | None = None) -> int:
           f"{info['cpu_capability']}); python {info['python']}; "
           + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
           + f"; load average {info['loadavg_start'][0]:.2f}", flush=True)  # fmt: skip
-    if not args.skip_reference:
-        try:
-            import TTS  # noqa: F401
-        except ImportError:
-            sys.exit("coqui-tts is missing: run `hatch run bench:bench`, or pass --skip-reference")
+    if not args.skip_reference and util.find_spec("TTS") is None:
+        sys.exit("coqui-tts is missing: run `hatch run bench:bench`, or pass --skip-reference")
     where = args.checkpoint_dir or ROOT / ".cache/bench" / args.size
     ours_dir, ref_dir = ensure_checkpoint(where, args.size)
     print(f"checkpoint: {ours_dir} ({args.size}); {args.codes} codes; {args.runs} runs", flush=True)
 
-    ref, ref_vocode = (None, float("nan"))
-    if not args.skip_reference:
-        ref, ref_vocode = bench_reference(ref_dir, args.codes, args.runs)
-        gc.collect()
-    a, b = StreamOptions(), StreamOptions(first_chunk_codes=args.first_chunk)
-    name_a, name_b = (f"first {o.first_chunk_codes}, chunk {o.chunk_codes}" for o in (a, b))
+    systems = [reference_system(ref_dir, args.codes)] if not args.skip_reference else []
+    # (a) exact streaming (every sample equals one-shot); (b) low latency: the newest frames are
+    # emitted before their right context exists and cross-faded over 1024 samples, as coqui does.
+    a = StreamOptions()
+    b = StreamOptions(
+        first_chunk_codes=args.first_chunk, lookahead_frames=args.lookahead, overlap_samples=1024
+    )
+    name_a = f"exact, first {a.first_chunk_codes}"
+    name_b = f"low-latency, first {b.first_chunk_codes}"
     variants = {
         f"ours fp32 (a) {name_a}": a,
         f"ours fp32 (b) {name_b}": b,
         "ours fp32 (a) + denoise": StreamOptions(denoise=True),
     }
-    fp32, eng = bench_ours(ours_dir, "fp32", args.codes, args.runs, variants)
-    diff = stream_vs_one_shot(eng, args.codes, b)
-    our_vocode = our_one_shot_vocoder(eng, args.codes, args.runs)
-    del eng
-    gc.collect()
-    bf16, _ = bench_ours(ours_dir, "bf16", args.codes, args.runs, {f"ours bf16 (c) {name_a}": a})
-    rows = ([ref] if ref else []) + fp32 + bf16
+    fp32, eng = our_systems(ours_dir, "fp32", args.codes, variants)
+    bf16, _ = our_systems(
+        ours_dir, "bf16", args.codes,
+        {f"ours bf16 (c) {name_a}": a, f"ours bf16 (d) {name_b}": b},
+    )  # fmt: skip
+    print(
+        "loaded: " + ", ".join(f"{s.name} {s.load_s:.1f} s" for s in systems + fp32[:1] + bf16[:1])
+    )
+    rows = measure(systems + fp32 + bf16, args.codes, args.runs)
+    ref = rows[0] if systems else None
+    one_shot: dict[str, list[float]] = {"reference": [], "ours": []} if systems else {"ours": []}
+    for _ in range(args.runs):
+        for who, sysm in zip(one_shot, systems + fp32, strict=False):
+            one_shot[who].append(sysm.one_shot())
+    vocode = {who: statistics.median(v) for who, v in one_shot.items()}
+    diff = {"exact (a)": stream_vs_one_shot(eng, args.codes, a),
+            "low-latency (b)": stream_vs_one_shot(eng, args.codes, b)}  # fmt: skip
 
-    noisy = fp32[2]
+    by_name = {r.system: r for r in rows}
+    plain, noisy = by_name[f"ours fp32 (a) {name_a}"], by_name["ours fp32 (a) + denoise"]
     print(f"\n{table(rows, ref)}\n")
-    print(f"one-shot vocoder, {args.codes} latents: reference {ref_vocode:.2f} s, "
-          f"ours {our_vocode:.2f} s")  # fmt: skip
+    print(f"one-shot vocoder, {args.codes} latents: "
+          + ", ".join(f"{who} {sec:.2f} s" for who, sec in vocode.items()))  # fmt: skip
     print(f"noise reduction (noisereduce on each chunk): {noisy.extra['denoise_s']:.3f} s "
-          f"per sentence; total {noisy.total_s - fp32[0].total_s:+.2f} s vs row (a)")  # fmt: skip
-    print(f"stream (b) vs one-shot synthesize, same seed: max |diff| = {diff:.3g}")
+          f"per sentence; total {noisy.total_s - plain.total_s:+.2f} s vs row (a)")  # fmt: skip
+    print("stream vs one-shot synthesize, same seed, max |diff|: "
+          + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()))  # fmt: skip
     info["loadavg_end"] = os.getloadavg()
     print(f"load average at end: {info['loadavg_end'][0]:.2f}")
     if args.json:
@@ -365,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info,
             "settings": {k: str(v) for k, v in vars(args).items()} | {"text": TEXT},
             "rows": [asdict(r) | {"rtf": r.rtf} for r in rows],
-            "one_shot_vocoder_s": {"reference": ref_vocode, "ours": our_vocode},
+            "one_shot_vocoder_s": vocode,
             "stream_vs_one_shot_max_abs_diff": diff,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

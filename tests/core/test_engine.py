@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -295,3 +296,19 @@ def test_engine_properties(engine: XttsEngine) -> None:
     assert voice.name == "Other Speaker"
     assert voice.gpt_cond_latent.shape == (1, 32, engine.config.gpt.width)
     assert voice.speaker_embedding.shape == (1, 512, 1)
+
+
+def test_fine_tune_with_8194_audio_codes(tmp_path: Path) -> None:
+    """Every audio-code id comes from config.json: an 8194-code fine-tune speaks end to end."""
+    from xtts_core.random_checkpoint import write_random_checkpoint
+
+    directory = write_random_checkpoint(tmp_path, "tiny", audio_tokens=8194)
+    engine = XttsEngine.from_pretrained(directory, "cpu")
+    gpt = engine.config.gpt
+    assert (gpt.num_audio_tokens, gpt.start_audio_token, gpt.stop_audio_token) == (8194, 8192, 8193)
+    voice = engine.speaker("Random Speaker")
+    one = engine.synthesize(TEXT, "en", voice, forced(6))
+    assert len(one.codes) == 6
+    assert all(0 <= c < 8194 for c in one.codes)
+    streamed = np.concatenate([c.samples for c in engine.stream(TEXT, "en", voice, forced(6))])
+    assert float(np.abs(streamed - one.wav).max()) <= TOL

@@ -60,13 +60,19 @@ SIZES: dict[str, SizePreset] = {
 }
 
 
-def release_config(size: Size = "release", vocab_size: int | None = None) -> XttsConfig:
-    """The released XTTS-v2 config (xtts-reference.md §1.2) with the GPT sized by ``size``."""
+def release_config(
+    size: Size = "release", vocab_size: int | None = None, audio_tokens: int = 1026
+) -> XttsConfig:
+    """The released XTTS-v2 config (xtts-reference.md §1.2) with the GPT sized by ``size``.
+
+    ``audio_tokens`` is 1026 for XTTS-v2 (start 1024, stop 1025); some community fine-tunes use
+    8194 (start 8192, stop 8193).
+    """
     preset = SIZES[size]
     gpt = GPTConfig(
         layers=preset.layers, width=preset.width, heads=preset.heads,
-        number_text_tokens=vocab_size or preset.vocab, num_audio_tokens=1026,
-        start_audio_token=1024, stop_audio_token=1025, max_audio_tokens=605,
+        number_text_tokens=vocab_size or preset.vocab, num_audio_tokens=audio_tokens,
+        start_audio_token=audio_tokens - 2, stop_audio_token=audio_tokens - 1, max_audio_tokens=605,
         max_text_tokens=402, code_stride_len=1024, use_perceiver_resampler=True,
     )  # fmt: skip
     return XttsConfig(
@@ -87,6 +93,7 @@ def write_random_checkpoint(
     pickled_config: bool = False,
     trainer_prefix: bool = False,
     training_files: bool = False,
+    audio_tokens: int = 1026,
 ) -> Path:
     """Write config.json, model.pth, vocab.json and speakers_xtts.pth into ``directory``.
 
@@ -100,12 +107,15 @@ def write_random_checkpoint(
             file's form, which ``torch.load(weights_only=True)`` refuses) instead of a dict.
         trainer_prefix: prefix every key with ``xtts.`` and add trainer-only dvae weights.
         training_files: also write dvae.pth and mel_stats.pth (inference ignores them).
+        audio_tokens: size of the audio-code vocabulary (1026 released; 8194 in some fine-tunes).
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     write_vocab(out / "vocab.json", SIZES[size].vocab)
     tok = XttsTokenizer.from_file(out / "vocab.json")
-    cfg = release_config(size).with_text_vocab(tok.vocab_size, tok.special.start, tok.special.stop)
+    cfg = release_config(size, audio_tokens=audio_tokens).with_text_vocab(
+        tok.vocab_size, tok.special.start, tok.special.stop
+    )
     raw_cfg = cfg.to_dict() | {"max_audio_len": float("inf"), "max_text_len": float("inf")}
     (out / "config.json").write_text(json.dumps(raw_cfg, indent=2), encoding="utf-8")
 
