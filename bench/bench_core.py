@@ -45,7 +45,8 @@ import torch
 
 import xtts_core.engine as engine_mod
 from xtts_core.engine import StreamOptions, XttsEngine
-from xtts_core.generate import CodeStream, SamplingParams
+from xtts_core.generate import CodeStream, SamplingParams, decode_one_token, prefill
+from xtts_core.model.gpt import KVCache
 from xtts_core.random_checkpoint import write_random_checkpoint
 from xtts_core.stream import IncrementalVocoder
 
@@ -269,6 +270,29 @@ def stream_vs_one_shot(eng: XttsEngine, codes: int, opts: StreamOptions) -> floa
     return float(np.abs(streamed - whole).max())
 
 
+@torch.inference_mode()
+def latent_error(ref: XttsEngine, other: XttsEngine, codes: int) -> float:
+    """Max relative error of ``other``'s GPT latents against ``ref``'s when both are fed the
+    same codes (sampled codes would diverge: random weights give near-uniform logits)."""
+    voice = ref.speaker(SPEAKER)
+    ids = torch.tensor([ref.tokenizer.encode(TEXT, "en")])
+    forced = torch.randint(0, 1024, (codes,), generator=torch.Generator().manual_seed(0))
+
+    def latents(eng: XttsEngine) -> torch.Tensor:
+        gpt, cfg = eng.model.gpt, eng.config.gpt
+        cache = KVCache(cfg.layers, 1, cfg.heads, 1100, cfg.width // cfg.heads,
+                        gpt.mel_head.weight.dtype, "cpu")  # fmt: skip
+        start = torch.tensor([cfg.start_audio_token])
+        out = [prefill(gpt, voice.gpt_cond_latent, ids, start, cache)[0]]
+        base = voice.gpt_cond_latent.shape[1] + ids.shape[1] + 3
+        for i in range(codes - 1):
+            out.append(decode_one_token(gpt, forced[i : i + 1], i + 1, cache, base + i)[0])
+        return torch.cat(out).float()
+
+    exact = latents(ref)
+    return float((latents(other) - exact).abs().max() / exact.abs().max())
+
+
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -345,14 +369,19 @@ def main(argv: list[str] | None = None) -> int:
         "ours fp32 (a) + denoise": StreamOptions(denoise=True),
     }
     fp32, eng = our_systems(ours_dir, "fp32", args.codes, variants)
-    bf16, _ = our_systems(
+    bf16, eng_bf16 = our_systems(
         ours_dir, "bf16", args.codes,
         {f"ours bf16 (c) {name_a}": a, f"ours bf16 (d) {name_b}": b},
     )  # fmt: skip
+    int8, eng_int8 = our_systems(
+        ours_dir, "int8", args.codes,
+        {f"ours int8 (e) {name_a}": a, f"ours int8 (f) {name_b}": b},
+    )  # fmt: skip
     print(
-        "loaded: " + ", ".join(f"{s.name} {s.load_s:.1f} s" for s in systems + fp32[:1] + bf16[:1])
+        "loaded: "
+        + ", ".join(f"{s.name} {s.load_s:.1f} s" for s in systems + fp32[:1] + bf16[:1] + int8[:1])
     )
-    rows = measure(systems + fp32 + bf16, args.codes, args.runs)
+    rows = measure(systems + fp32 + bf16 + int8, args.codes, args.runs)
     ref = rows[0] if systems else None
     one_shot: dict[str, list[float]] = {"reference": [], "ours": []} if systems else {"ours": []}
     for _ in range(args.runs):
@@ -372,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     print("stream vs one-shot synthesize, same seed, max |diff|: "
           + ", ".join(f"{k} {v:.3g}" for k, v in diff.items()))  # fmt: skip
     info["loadavg_end"] = os.getloadavg()
+    precision = {
+        name: latent_error(eng, other, args.codes)
+        for name, other in (("bf16", eng_bf16), ("int8", eng_int8))
+    }
+    print("GPT latents vs fp32 on the same codes (teacher-forced), max rel err: "
+          + ", ".join(f"{k} {v:.3g}" for k, v in precision.items()))  # fmt: skip
     print(f"load average at end: {info['loadavg_end'][0]:.2f}")
     if args.json:
         out = {
@@ -380,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             "rows": [asdict(r) | {"rtf": r.rtf} for r in rows],
             "one_shot_vocoder_s": vocode,
             "stream_vs_one_shot_max_abs_diff": diff,
+            "latents_vs_fp32_max_rel_err": precision,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))

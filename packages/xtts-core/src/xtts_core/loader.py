@@ -29,6 +29,7 @@ from xtts_core.checkpoint import (  # noqa: E402
 )
 from xtts_core.config import XttsConfig  # noqa: E402
 from xtts_core.errors import DeviceError  # noqa: E402
+from xtts_core.model.quantize import quantize_int8_  # noqa: E402
 from xtts_core.model.xtts import XttsModel  # noqa: E402
 from xtts_core.text.tokenizer import XttsTokenizer  # noqa: E402
 
@@ -73,7 +74,7 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     """Map ``fp32``/``fp16``/``bf16``; fp16 needs CUDA (CPU half matmuls are slow and lossy)."""
     if isinstance(dtype, str):
         if dtype not in DTYPES:
-            raise DeviceError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+            raise DeviceError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}, int8")
         dtype = DTYPES[dtype]
     if dtype == torch.float16 and device.type != "cuda":
         raise DeviceError("fp16 needs a CUDA device; use fp32 or bf16 on cpu")
@@ -85,12 +86,20 @@ def load_checkpoint(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype = "fp32",
 ) -> LoadedCheckpoint:
-    """Load config, vocab, weights and speakers; never writes to the checkpoint's files."""
+    """Load config, vocab, weights and speakers; never writes to the checkpoint's files.
+
+    ``dtype`` is the GPT's precision: ``fp32`` (exact, the parity mode), ``bf16`` (cpu or cuda),
+    ``fp16`` (cuda), or ``int8`` (cpu: bf16 with int8 weight-only transformer matrices, the
+    fastest CPU mode; see ``model/quantize.py``).
+    """
     if not isinstance(files, CheckpointFiles):
         files = CheckpointFiles.from_dir(files)
     files.check()
     dev = resolve_device(device)
-    gpt_dtype = resolve_dtype(dtype, dev)
+    int8 = dtype == "int8"
+    if int8 and dev.type != "cpu":
+        raise DeviceError("int8 weight-only is a CPU mode; use fp16 or bf16 on cuda")
+    gpt_dtype = torch.bfloat16 if int8 else resolve_dtype(dtype, dev)
     base = XttsConfig.from_json_file(files.config)
     tokenizer = XttsTokenizer.from_file(files.vocab, base.gpt.max_text_tokens)
     cfg = read_config(files, tokenizer.vocab_size, tokenizer.special.start, tokenizer.special.stop)
@@ -105,6 +114,8 @@ def load_checkpoint(
     model.gpt.conditioning_encoder.float()
     if cfg.gpt.use_perceiver_resampler:
         model.gpt.conditioning_perceiver.float()
+    if int8:
+        quantize_int8_(model.gpt.gpt, gpt_dtype)
     leftover = [name for name, t in model.state_dict(keep_vars=True).items() if t.is_meta]
     if leftover:  # a buffer the checkpoint does not carry; a bug in our module tree
         raise RuntimeError(f"tensors left uninitialised after loading: {leftover[:5]}")
