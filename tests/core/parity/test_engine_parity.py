@@ -153,7 +153,7 @@ def test_generated_codes_match(pair: tuple[Any, XttsEngine], do_sample: bool) ->
     params = SamplingParams(
         do_sample=do_sample, seed=11, min_new_codes=n, max_new_codes=n, **sampling
     )
-    stream = ours._codes(TEXT, "en", voice, params)
+    stream = ours.code_stream(TEXT, "en", voice, params)
     for _ in stream:
         pass
     assert stream.codes == ref_codes

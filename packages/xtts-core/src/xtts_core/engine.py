@@ -145,7 +145,10 @@ class XttsEngine:
             self.voice_cache.put(key, voice)
         return voice
 
-    def _codes(self, text: str, language: str, voice: Voice, params: SamplingParams) -> CodeStream:
+    def code_stream(
+        self, text: str, language: str, voice: Voice, params: SamplingParams
+    ) -> CodeStream:
+        """The GPT alone for one segment: iterate it for ``(code, latent)`` pairs (no audio)."""
         ids = self.tokenizer.encode(text, language)
         return CodeStream(self.model.gpt, voice.gpt_cond_latent, ids, params)
 
@@ -156,7 +159,7 @@ class XttsEngine:
     ) -> Synthesis:  # fmt: skip
         """Speak one segment at once: all codes, then one vocoder pass over all latents."""
         scale = speed_scale(speed)
-        stream = self._codes(text, language, voice, params or SamplingParams())
+        stream = self.code_stream(text, language, voice, params or SamplingParams())
         latents = torch.stack([latent for _, latent in stream])  # (T, C)
         if math.floor(latents.shape[0] * scale) == 0:  # e.g. one code at speed > 1: no audio
             return Synthesis(np.zeros(0, np.float32), self.sample_rate, stream.codes, latents.cpu())
@@ -172,7 +175,7 @@ class XttsEngine:
         """Speak one segment as chunks of audio, yielded as soon as each is final."""
         options = options or StreamOptions()
         t0 = time.perf_counter()
-        codes = self._codes(text, language, voice, params or SamplingParams())
+        codes = self.code_stream(text, language, voice, params or SamplingParams())
         vocoder = IncrementalVocoder(
             self.model.hifigan_decoder, voice.speaker_embedding.to(self.model.device), speed,
             options.lookahead_frames, options.overlap_samples,
