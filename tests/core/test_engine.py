@@ -280,7 +280,9 @@ def test_text_errors_surface_as_xtts_errors(engine: XttsEngine, voice: Voice) ->
     with pytest.raises(TextError, match="empty"):
         list(engine.stream("   ", "en", voice, forced(2)))
     with pytest.raises(TextTooLongError, match="fewer than 402"):
-        engine.synthesize("x" * 500, "en", voice, forced(2))
+        engine.synthesize("x" * 500, "en", voice, forced(2), split_text=False)
+    # split (the default), the same run is cut under the character limit and spoken
+    assert len(engine.segments("x" * 500, "en")) == 2
 
 
 def test_unknown_speaker(engine: XttsEngine) -> None:
@@ -312,3 +314,46 @@ def test_fine_tune_with_8194_audio_codes(tmp_path: Path) -> None:
     assert all(0 <= c < 8194 for c in one.codes)
     streamed = np.concatenate([c.samples for c in engine.stream(TEXT, "en", voice, forced(6))])
     assert float(np.abs(streamed - one.wav).max()) <= TOL
+
+
+LONG_TEXT = " ".join(
+    f"This is sentence number {w} of a long text that has to be split." for w in "abcdefgh"
+)  # ~530 characters: over the English limit of 250
+
+
+def test_long_text_is_spoken_as_segments_with_faded_joins(
+    engine_fast_vocoder: XttsEngine, voice: Voice
+) -> None:
+    pieces = engine_fast_vocoder.segments(LONG_TEXT, "en")
+    assert len(pieces) >= 3
+    assert all(len(p) <= 250 for p in pieces)
+    n = 6
+    one = engine_fast_vocoder.synthesize(LONG_TEXT, "en", voice, forced(n))
+    assert len(one.codes) == n * len(pieces)
+    per_piece = samples_for(n)
+    assert one.wav.shape == (per_piece * len(pieces),)
+    for k in range(1, len(pieces)):  # every join ramps down to 0 and back up from 0
+        assert one.wav[k * per_piece - 1] == 0.0
+        assert one.wav[k * per_piece] == 0.0
+    chunks = list(engine_fast_vocoder.stream(LONG_TEXT, "en", voice, forced(n)))
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert [c.is_final for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert chunks[-1].codes_so_far == n * len(pieces)
+    streamed = np.concatenate([c.samples for c in chunks])
+    assert float(np.abs(streamed - one.wav).max()) <= TOL
+
+
+def test_split_text_off_keeps_one_segment(engine_fast_vocoder: XttsEngine) -> None:
+    over_limit = LONG_TEXT[:300]  # over 250 characters, under the 402-token limit
+    assert engine_fast_vocoder.segments(over_limit, "en", split_text=False) == [over_limit]
+    assert len(engine_fast_vocoder.segments(over_limit, "en")) == 2
+    assert engine_fast_vocoder.segments("Short one.", "en") == ["Short one."]
+
+
+def test_segment_errors_come_before_any_audio(
+    engine_fast_vocoder: XttsEngine, voice: Voice
+) -> None:
+    with pytest.raises(UnsupportedLanguageError):
+        engine_fast_vocoder.segments(LONG_TEXT, "xx")
+    with pytest.raises(TextError):
+        next(engine_fast_vocoder.stream("   ", "en", voice))

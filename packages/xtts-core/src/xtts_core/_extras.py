@@ -11,7 +11,7 @@ import importlib.util
 
 from xtts_core.errors import MissingExtraError
 
-INFERENCE_MODULES = ("torch", "numpy", "tokenizers", "soundfile")
+INFERENCE_MODULES = ("torch", "numpy", "tokenizers", "soundfile", "num2words", "ko_speech_tools")
 
 
 def require_inference(feature: str) -> None:

@@ -24,10 +24,11 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from xtts_core.checkpoint import CheckpointFiles  # noqa: E402
-from xtts_core.errors import ParameterError, XttsError  # noqa: E402
+from xtts_core.errors import ParameterError, TextError, XttsError  # noqa: E402
 from xtts_core.generate import CodeStream, SamplingParams  # noqa: E402
 from xtts_core.loader import LoadedCheckpoint, load_checkpoint  # noqa: E402
 from xtts_core.stream import IncrementalVocoder, apply_speed, speed_scale  # noqa: E402
+from xtts_core.text.split import split_sentences  # noqa: E402
 from xtts_core.voice import (  # noqa: E402
     CloneSettings,
     Voice,
@@ -38,6 +39,9 @@ from xtts_core.voice import (  # noqa: E402
 )
 
 logger = logging.getLogger(__name__)
+
+#: Length of the linear fade at each join between segments of a long text.
+JOIN_FADE_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -152,14 +156,40 @@ class XttsEngine:
         ids = self.tokenizer.encode(text, language)
         return CodeStream(self.model.gpt, voice.gpt_cond_latent, ids, params)
 
+    def segments(self, text: str, language: str, split_text: bool = True) -> list[str]:
+        """The pieces ``text`` is spoken in: sentences packed up to the language's character limit
+        (one piece when the text is short or ``split_text`` is off). Every piece is tokenised
+        here, so a bad language or a piece over the token limit fails before any audio is made.
+        """
+        self.tokenizer.check_language(language)
+        pieces = split_sentences(text, language) if split_text else [text]
+        if not pieces:
+            raise TextError("text is empty: there is nothing to speak")
+        for piece in pieces:
+            self.tokenizer.encode(piece, language)
+        return pieces
+
     @torch.inference_mode()
     def synthesize(
         self, text: str, language: str, voice: Voice, params: SamplingParams | None = None,
-        speed: float = 1.0,
+        speed: float = 1.0, split_text: bool = True,
     ) -> Synthesis:  # fmt: skip
-        """Speak one segment at once: all codes, then one vocoder pass over all latents."""
+        """Speak ``text`` at once: per segment all codes, then one vocoder pass over its latents."""
+        pieces = self.segments(text, language, split_text)
+        fade = self._join_fade()
+        wavs, codes, latents = [], [], []
+        for i, piece in enumerate(pieces):
+            part = self._synthesize_piece(piece, language, voice, params or SamplingParams(), speed)
+            wavs.append(_fade_joins(part.wav, 0, fade, i > 0, i < len(pieces) - 1))
+            codes += part.codes
+            latents.append(part.latents)
+        return Synthesis(np.concatenate(wavs), self.sample_rate, codes, torch.cat(latents))
+
+    def _synthesize_piece(
+        self, text: str, language: str, voice: Voice, params: SamplingParams, speed: float
+    ) -> Synthesis:
         scale = speed_scale(speed)
-        stream = self.code_stream(text, language, voice, params or SamplingParams())
+        stream = self.code_stream(text, language, voice, params)
         latents = torch.stack([latent for _, latent in stream])  # (T, C)
         if math.floor(latents.shape[0] * scale) == 0:  # e.g. one code at speed > 1: no audio
             return Synthesis(np.zeros(0, np.float32), self.sample_rate, stream.codes, latents.cpu())
@@ -170,37 +200,77 @@ class XttsEngine:
 
     def stream(
         self, text: str, language: str, voice: Voice, params: SamplingParams | None = None,
-        speed: float = 1.0, options: StreamOptions | None = None,
+        speed: float = 1.0, options: StreamOptions | None = None, split_text: bool = True,
     ) -> Iterator[AudioChunk]:  # fmt: skip
-        """Speak one segment as chunks of audio, yielded as soon as each is final."""
+        """Speak ``text`` as chunks of audio, each yielded as soon as it is final.
+
+        Segments follow each other without a gap; ``is_final`` marks the last chunk of the text.
+        """
         options = options or StreamOptions()
         t0 = time.perf_counter()
+        pieces = self.segments(text, language, split_text)
+        fade = self._join_fade()
+        index = count = 0
+        for i, piece in enumerate(pieces):
+            last_piece, offset = i == len(pieces) - 1, 0
+            for samples, codes, final in self._stream_piece(
+                piece, language, voice, params, speed, options
+            ):
+                data = samples.cpu().numpy().astype(np.float32)
+                data = _fade_joins(data, offset, fade, i > 0, final and not last_piece)
+                offset += data.size
+                if data.size == 0 and not (final and last_piece):
+                    continue
+                if options.denoise and data.size:
+                    data = _denoise(data, self.sample_rate)
+                elapsed = time.perf_counter() - t0
+                yield AudioChunk(
+                    data, self.sample_rate, index, count + codes, final and last_piece, elapsed
+                )
+                index += 1
+            count += codes
+
+    def _stream_piece(
+        self, text: str, language: str, voice: Voice, params: SamplingParams | None, speed: float,
+        options: StreamOptions,
+    ) -> Iterator[tuple[Tensor, int, bool]]:  # fmt: skip
+        """``(samples, codes so far, is_last)`` for one segment, in the chunking of ``options``."""
         codes = self.code_stream(text, language, voice, params or SamplingParams())
         vocoder = IncrementalVocoder(
             self.model.hifigan_decoder, voice.speaker_embedding.to(self.model.device), speed,
             options.lookahead_frames, options.overlap_samples,
         )  # fmt: skip
         size = options.first_chunk_codes
-        due, index, count = size, 0, 0
+        due, count = size, 0
         for _, latent in codes:
             vocoder.push(latent)
             count += 1
             if count >= due:
                 size = min(2 * size, options.chunk_codes)
                 due += size
-                samples = vocoder.pull()
-                if samples.numel():
-                    yield self._chunk(samples, index, count, False, t0, options.denoise)
-                    index += 1
-        yield self._chunk(vocoder.pull(final=True), index, count, True, t0, options.denoise)
+                yield vocoder.pull(), count, False
+        yield vocoder.pull(final=True), count, True
 
-    def _chunk(
-        self, samples: Tensor, index: int, codes: int, final: bool, t0: float, denoise: bool
-    ) -> AudioChunk:
-        data = samples.cpu().numpy().astype(np.float32)
-        if denoise and data.size:
-            data = _denoise(data, self.sample_rate)
-        return AudioChunk(data, self.sample_rate, index, codes, final, time.perf_counter() - t0)
+    def _join_fade(self) -> int:
+        return int(JOIN_FADE_S * self.sample_rate)
+
+
+def _fade_joins(
+    samples: np.ndarray, start: int, n: int, fade_in: bool, fade_out: bool
+) -> np.ndarray:
+    """Ramp a segment's first ``n`` samples up and (when this is its last chunk) its last ``n``
+    down, so segments joined end to end never click. ``start`` is the chunk's offset in its
+    segment; the ramps are per sample, so chunked and whole-segment fading agree."""
+    if not (fade_in and start < n) and not fade_out:
+        return samples
+    out = samples.copy()
+    if fade_in and start < n:
+        k = min(n - start, out.size)
+        out[:k] *= np.arange(start, start + k, dtype=np.float32) / n
+    if fade_out:
+        k = min(n, out.size)
+        out[out.size - k :] *= np.arange(k - 1, -1, -1, dtype=np.float32) / n
+    return out
 
 
 def _denoise(samples: np.ndarray, sample_rate: int) -> np.ndarray:

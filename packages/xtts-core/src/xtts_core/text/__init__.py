@@ -1,1 +1,2 @@
-"""Text front end: the BPE tokenizer (language tag, ``[SPACE]``) and its vocabulary writer."""
+"""Text front end: normalisation (numbers, abbreviations, symbols), the BPE tokenizer (language
+tag, ``[SPACE]``) and its vocabulary writer."""

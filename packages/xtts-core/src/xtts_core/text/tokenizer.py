@@ -1,7 +1,9 @@
 """XTTS's BPE tokenizer over a checkpoint's ``vocab.json``.
 
 What the GPT hears: ``[<lang>]`` then the lower-cased text with every space replaced by the
-``[SPACE]`` token, BPE-encoded by HuggingFace ``tokenizers``. Language tags are looked up by their
+``[SPACE]`` token, BPE-encoded by HuggingFace ``tokenizers``. The text is first normalised as the
+reference front end does (:func:`xtts_core.text.normalize.normalize`: numbers, abbreviations and
+symbols spelt out, lower-cased). Language tags are looked up by their
 string in the vocabulary, never by a hard-coded id (the released ids of ``[hu]``, ``[ko]`` and
 ``[hi]`` are not known to us); ``zh`` is tagged ``[zh-cn]`` and region suffixes are dropped
 (``en-US`` -> ``en``). ``[START]``/``[STOP]`` are not added here: the GPT adds them.
@@ -9,7 +11,6 @@ string in the vocabulary, never by a hard-coded id (the released ids of ``[hu]``
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,7 @@ from xtts_core.errors import (  # noqa: E402
     TextTooLongError,
     UnsupportedLanguageError,
 )
-
-_WHITESPACE = re.compile(r"\s+")
+from xtts_core.text.normalize import normalize  # noqa: E402
 
 
 def base_language(language: str) -> str:
@@ -85,15 +85,20 @@ class XttsTokenizer:
         """Language codes tagged in the vocabulary (``zh-cn`` spelt as in config.json)."""
         return tuple(sorted(tag[1:-1] for tag in self._tags))
 
-    def encode(self, text: str, language: str) -> list[int]:
-        """Token ids of ``text`` (language tag first), checked against the GPT's text limit."""
+    def check_language(self, language: str) -> str:
+        """The vocabulary tag of ``language``; the error lists the supported languages."""
         tag = language_tag(language)
         if tag not in self._tags:
             raise UnsupportedLanguageError(
                 f"language {language!r} is not supported by this model; "
                 f"supported: {', '.join(self.languages)}"
             )
-        clean = _WHITESPACE.sub(" ", text).strip().lower()
+        return tag
+
+    def encode(self, text: str, language: str) -> list[int]:
+        """Token ids of ``text`` (language tag first), checked against the GPT's text limit."""
+        tag = self.check_language(language)
+        clean = normalize(text, base_language(language))
         if not clean:
             raise TextError("text is empty: there is nothing to speak")
         ids: list[int] = self._tok.encode(tag + clean.replace(" ", "[SPACE]")).ids

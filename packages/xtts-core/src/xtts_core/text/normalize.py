@@ -1,0 +1,70 @@
+"""Text normalisation before tokenisation: what XTTS-v2's training text went through.
+
+:func:`normalize` reproduces the reference front end's ``preprocess_text`` (coqui-tts 0.28,
+xtts-reference.md §1.6) for the languages of its multilingual cleaner: ``"`` dropped, Turkish
+capitals ``İ Ö Ü`` mapped, lower-cased, numbers spelt (:mod:`~xtts_core.text.numbers`),
+abbreviations (:mod:`~xtts_core.text.abbreviations`) and symbols
+(:mod:`~xtts_core.text.symbols`) expanded, whitespace collapsed; Korean is then romanised
+(``ko_speech_tools.hangul_romanize``, as the reference does). It never raises.
+
+Chinese and Japanese (pinyin, romaji) are not implemented yet: their text is only lower-cased
+and whitespace-collapsed.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from xtts_core._extras import require_inference
+
+require_inference("xtts_core.text.normalize")
+
+from ko_speech_tools import hangul_romanize  # noqa: E402
+
+from xtts_core.text.abbreviations import ABBREVIATIONS  # noqa: E402
+from xtts_core.text.numbers import expand_numbers  # noqa: E402
+from xtts_core.text.symbols import SYMBOL_ORDER, SYMBOL_WORDS  # noqa: E402
+
+#: Languages normalised as the reference does.
+NORMALIZED_LANGUAGES: tuple[str, ...] = (
+    "en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "hu", "hi", "ko",
+)  # fmt: skip
+
+_TURKISH_CAPITALS = str.maketrans({"İ": "i", "Ö": "ö", "Ü": "ü"})
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize(text: str, language: str) -> str:
+    """``text`` as the GPT should read it in ``language`` (a base code: ``en``, ``zh``, ...)."""
+    if language not in NORMALIZED_LANGUAGES:
+        return collapse_whitespace(text.lower())
+    text = text.replace('"', "")
+    if language == "tr":
+        text = text.translate(_TURKISH_CAPITALS)
+    text = expand_numbers(text.lower(), language)
+    for pattern, spoken in _abbreviation_patterns(language):
+        text = pattern.sub(spoken, text)
+    for symbol, word in zip(SYMBOL_ORDER, SYMBOL_WORDS[language], strict=True):
+        text = text.replace(symbol, f" {word} ")
+    text = collapse_whitespace(text)
+    if language == "ko":
+        text = hangul_romanize(text)
+    return text
+
+
+def collapse_whitespace(text: str) -> str:
+    """Every whitespace run becomes one space; no space at either end."""
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+@cache
+def _abbreviation_patterns(language: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    compiled = []
+    for written, spoken in ABBREVIATIONS.get(language, ()):
+        if written.endswith("."):
+            regex = rf"\b{re.escape(written[:-1])}\."
+        else:
+            regex = rf"\b{re.escape(written)}\b"
+        compiled.append((re.compile(regex, re.IGNORECASE), spoken.replace("\\", r"\\")))
+    return tuple(compiled)
