@@ -46,8 +46,8 @@ CHAR_LIMITS: Final = MappingProxyType(
 def base_language(language: str) -> str:
     """Drop region suffixes and case: ``en-US`` -> ``en``, ``zh-cn``/``zh_CN`` -> ``zh``.
 
-    Same rule as the reference's ``lang.split("-")[0]`` (and as the tokenizer's helper, which this
-    module cannot import because the tokenizer needs the inference extra).
+    Same rule as the reference's ``lang.split("-")[0]``; the one definition, shared by the
+    tokenizer and the splitters (it lives here because this module needs no extra).
     """
     return language.strip().lower().replace("_", "-").split("-")[0]
 

@@ -26,12 +26,8 @@ from xtts_core.errors import (  # noqa: E402
     TextTooLongError,
     UnsupportedLanguageError,
 )
+from xtts_core.text.limits import base_language  # noqa: E402
 from xtts_core.text.normalize import normalize  # noqa: E402
-
-
-def base_language(language: str) -> str:
-    """``en-US`` -> ``en``; ``zh-cn``/``zh`` -> ``zh`` (the reference's ``split("-")[0]``)."""
-    return language.strip().lower().replace("_", "-").split("-")[0]
 
 
 def language_tag(language: str) -> str:
