@@ -95,8 +95,8 @@ def test_unsupported_language_lists_the_supported_ones(tok: XttsTokenizer, langu
     assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.parametrize("text", ["", " ", "\n\t  \r\n"])
-def test_empty_text_is_a_text_error(tok: XttsTokenizer, text: str) -> None:
+@pytest.mark.parametrize("text", ["", " ", "\n\t  \r\n", "!!!", "...", "😀 🎉", "« — »"])
+def test_text_with_nothing_to_speak_is_a_text_error(tok: XttsTokenizer, text: str) -> None:
     with pytest.raises(TextError, match="text is empty"):
         tok.encode(text, "en")
 

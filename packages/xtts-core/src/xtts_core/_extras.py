@@ -11,7 +11,10 @@ import importlib.util
 
 from xtts_core.errors import MissingExtraError
 
-INFERENCE_MODULES = ("torch", "numpy", "tokenizers", "soundfile", "num2words", "ko_speech_tools")
+INFERENCE_MODULES = (
+    "torch", "numpy", "tokenizers", "soundfile", "num2words", "ko_speech_tools", "pypinyin",
+    "cutlet", "unidic_lite",
+)  # fmt: skip
 
 
 def require_inference(feature: str) -> None:

@@ -5,16 +5,16 @@ xtts-reference.md §1.6) for the languages of its multilingual cleaner: ``"`` dr
 capitals ``İ Ö Ü`` mapped, lower-cased, numbers spelt (:mod:`~xtts_core.text.numbers`),
 abbreviations (:mod:`~xtts_core.text.abbreviations`) and symbols
 (:mod:`~xtts_core.text.symbols`) expanded, whitespace collapsed; Korean is then romanised
-(``ko_speech_tools.hangul_romanize``, as the reference does). It never raises.
-
-Chinese and Japanese (pinyin, romaji) are not implemented yet: their text is only lower-cased
-and whitespace-collapsed.
+(``ko_speech_tools.hangul_romanize``, as the reference does). Japanese skips all of that, as in
+the reference: cutlet turns it into Hepburn romaji (numbers stay digits), then it is lower-cased.
+It never raises.
 """
 
 from __future__ import annotations
 
 import re
 from functools import cache
+from typing import TYPE_CHECKING
 
 from xtts_core._extras import require_inference
 
@@ -22,13 +22,16 @@ require_inference("xtts_core.text.normalize")
 
 from ko_speech_tools import hangul_romanize  # noqa: E402
 
+if TYPE_CHECKING:
+    from cutlet import Cutlet
+
 from xtts_core.text.abbreviations import ABBREVIATIONS  # noqa: E402
 from xtts_core.text.numbers import expand_numbers  # noqa: E402
 from xtts_core.text.symbols import SYMBOL_ORDER, SYMBOL_WORDS  # noqa: E402
 
 #: Languages normalised as the reference does.
 NORMALIZED_LANGUAGES: tuple[str, ...] = (
-    "en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "hu", "hi", "ko",
+    "en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "hu", "hi", "ko", "ja",
 )  # fmt: skip
 
 _TURKISH_CAPITALS = str.maketrans({"İ": "i", "Ö": "ö", "Ü": "ü"})
@@ -39,6 +42,8 @@ def normalize(text: str, language: str) -> str:
     """``text`` as the GPT should read it in ``language`` (a base code: ``en``, ``zh``, ...)."""
     if language not in NORMALIZED_LANGUAGES:
         return collapse_whitespace(text.lower())
+    if language == "ja":
+        return str(_romaji_converter().romaji(text)).lower()
     text = text.replace('"', "")
     if language == "tr":
         text = text.translate(_TURKISH_CAPITALS)
@@ -68,3 +73,11 @@ def _abbreviation_patterns(language: str) -> tuple[tuple[re.Pattern[str], str], 
             regex = rf"\b{re.escape(written)}\b"
         compiled.append((re.compile(regex, re.IGNORECASE), spoken.replace("\\", r"\\")))
     return tuple(compiled)
+
+
+@cache
+def _romaji_converter() -> Cutlet:
+    """One cutlet converter per process: building it loads the MeCab dictionary (unidic-lite)."""
+    from cutlet import Cutlet
+
+    return Cutlet()

@@ -1,7 +1,8 @@
 """XTTS's BPE tokenizer over a checkpoint's ``vocab.json``.
 
 What the GPT hears: ``[<lang>]`` then the lower-cased text with every space replaced by the
-``[SPACE]`` token, BPE-encoded by HuggingFace ``tokenizers``. The text is first normalised as the
+``[SPACE]`` token, BPE-encoded by HuggingFace ``tokenizers``. Text that looks written in another
+language's script is still encoded (unknown letters become ``[UNK]``) but logged as a warning. The text is first normalised as the
 reference front end does (:func:`xtts_core.text.normalize.normalize`: numbers, abbreviations and
 symbols spelt out, lower-cased). Language tags are looked up by their
 string in the vocabulary, never by a hard-coded id (the released ids of ``[hu]``, ``[ko]`` and
@@ -11,6 +12,7 @@ string in the vocabulary, never by a hard-coded id (the released ids of ``[hu]``
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,9 @@ from xtts_core.errors import (  # noqa: E402
 )
 from xtts_core.text.limits import base_language  # noqa: E402
 from xtts_core.text.normalize import normalize  # noqa: E402
+from xtts_core.text.scripts import script_mismatch  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 
 def language_tag(language: str) -> str:
@@ -94,10 +99,21 @@ class XttsTokenizer:
     def encode(self, text: str, language: str) -> list[int]:
         """Token ids of ``text`` (language tag first), checked against the GPT's text limit."""
         tag = self.check_language(language)
-        clean = normalize(text, base_language(language))
-        if not clean:
+        base = base_language(language)
+        clean = normalize(text, base)
+        if not any(char.isalnum() for char in clean):
+            # Punctuation or emoji alone makes the GPT babble; there is nothing to say.
             raise TextError("text is empty: there is nothing to speak")
         ids: list[int] = self._tok.encode(tag + clean.replace(" ", "[SPACE]")).ids
+        mismatch = script_mismatch(text, base)
+        if mismatch is not None:
+            logger.warning(
+                "text looks like another language than %r (%s; %d unknown tokens): %.50r",
+                language,
+                mismatch,
+                ids.count(self.special.unk),
+                text,
+            )
         if self.max_text_tokens is not None and len(ids) >= self.max_text_tokens:
             raise TextTooLongError(
                 f"text encodes to {len(ids)} tokens; the model takes fewer than "
