@@ -49,6 +49,10 @@ class ParameterError(XttsError, ValueError):
     """A synthesis or sampling parameter is out of range."""
 
 
+class CapacityError(XttsError, RuntimeError):
+    """Every stream slot of a batch decoder is taken: the caller should queue or refuse."""
+
+
 class ProtocolError(XttsError, ValueError):
     """A websocket message or query parameter breaks the ElevenLabs protocol (see xtts_core.protocol).
 

@@ -14,6 +14,8 @@ Parameter names and layouts mirror coqui's state_dict under ``gpt.`` (HF GPT-2 n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from xtts_core._extras import require_inference
 
 require_inference("xtts_core.model.gpt")
@@ -70,6 +72,38 @@ class Conv1D(nn.Module):
         return y.view(*x.shape[:-1], -1)
 
 
+@dataclass(frozen=True)
+class Contiguous:
+    """New positions ``start, start+1, ...`` of the cache rows ``rows`` (a prefill or one stream)."""
+
+    rows: slice
+    start: int
+
+
+@dataclass(frozen=True)
+class Scattered:
+    """One new position per stream of a batched decode step, each stream at its own length.
+
+    ``rows`` (B,) are the streams' cache rows, ``positions`` (B,) where each writes its new key and
+    value, ``span`` how many positions to read (the longest stream's length after this step) and
+    ``mask`` (B, 1, 1, span) which of them each row may see: its own, never another stream's.
+    Built once per step by :meth:`for_step` and shared by every layer.
+    """
+
+    rows: Tensor
+    positions: Tensor
+    span: int
+    mask: Tensor
+
+    @classmethod
+    def for_step(cls, rows: Tensor, positions: Tensor, span: int) -> Scattered:
+        seen = torch.arange(span, device=positions.device)[None, :] <= positions[:, None]
+        return cls(rows, positions, span, seen[:, None, None, :])
+
+
+CachePlace = Contiguous | Scattered
+
+
 class Attention(nn.Module):
     """Causal multi-head self-attention (HF GPT-2: fused qkv ``c_attn``, output ``c_proj``)."""
 
@@ -79,21 +113,28 @@ class Attention(nn.Module):
         self.c_attn = Conv1D(width, 3 * width)
         self.c_proj = Conv1D(width, width)
 
-    def forward(self, x: Tensor, cache: KVCache, layer: int, start: int) -> Tensor:
-        """Attend ``x`` (B, T, C) at positions ``start .. start+T-1`` over everything cached before."""
+    def forward(self, x: Tensor, cache: KVCache, layer: int, place: CachePlace) -> Tensor:
+        """Attend ``x`` (B, T, C) at the cache place ``place`` over everything cached before."""
         b, t, c = x.shape
-        end = start + t
         q, k, v = self.c_attn(x).split(c, dim=-1)
         q = q.view(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, D)
         k = k.view(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, D)
         v = v.view(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, D)
-        cache.k[layer, :b, :, start:end] = k
-        cache.v[layer, :b, :, start:end] = v
-        keys = cache.k[layer, :b, :, :end]  # (B, H, S, D), S = positions filled so far
-        values = cache.v[layer, :b, :, :end]
-        mask = None  # one new position sees every cached one
-        if t > 1:  # (T, S) causal mask over the new block
-            mask = torch.ones(t, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
+        if isinstance(place, Contiguous):
+            end = place.start + t
+            cache.k[layer, place.rows, :, place.start : end] = k
+            cache.v[layer, place.rows, :, place.start : end] = v
+            keys = cache.k[layer, place.rows, :, :end]  # (B, H, S, D), S = positions filled
+            values = cache.v[layer, place.rows, :, :end]
+            mask = None  # one new position sees every cached one
+            if t > 1:  # (T, S) causal mask over the new block
+                mask = torch.ones(t, end, dtype=torch.bool, device=x.device).tril(place.start)
+        else:  # T == 1: row i writes position positions[i] of cache row rows[i]
+            cache.k[layer, place.rows, :, place.positions] = k[:, :, 0]
+            cache.v[layer, place.rows, :, place.positions] = v[:, :, 0]
+            keys = cache.k[layer, place.rows, :, : place.span]  # (B, H, span, D)
+            values = cache.v[layer, place.rows, :, : place.span]
+            mask = place.mask
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         y = y.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
         return self.c_proj(y)
@@ -121,8 +162,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(width, eps=1e-5)
         self.mlp = MLP(width)
 
-    def forward(self, x: Tensor, cache: KVCache, layer: int, start: int) -> Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer, start)
+    def forward(self, x: Tensor, cache: KVCache, layer: int, place: CachePlace) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, place)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -134,9 +175,9 @@ class Transformer(nn.Module):
         self.h = nn.ModuleList(Block(width, heads) for _ in range(layers))
         self.ln_f = nn.LayerNorm(width, eps=1e-5)
 
-    def forward(self, x: Tensor, cache: KVCache, start: int) -> Tensor:
+    def forward(self, x: Tensor, cache: KVCache, place: CachePlace) -> Tensor:
         for i, block in enumerate(self.h):
-            x = block(x, cache, i, start)
+            x = block(x, cache, i, place)
         return self.ln_f(x)
 
 
@@ -189,20 +230,29 @@ class GPT(nn.Module):
         emb = self.text_embedding(ids) + self.text_pos_embedding(positions)
         return torch.cat([cond_latents.to(emb.dtype), emb], dim=1)
 
-    def audio_embedding(self, codes: Tensor, audio_start: int) -> Tensor:
+    def audio_embedding(self, codes: Tensor, audio_start: int | Tensor) -> Tensor:
         """Embeddings (B, T, C) of audio codes (B, T) from audio position ``audio_start`` on.
 
-        The start code sits at audio position 0, the first generated code at 1.
+        The start code sits at audio position 0, the first generated code at 1. A tensor
+        ``audio_start`` (B,) gives each row its own position (a batched step, T == 1).
         """
-        positions = torch.arange(audio_start, audio_start + codes.shape[1], device=codes.device)
+        if isinstance(audio_start, Tensor):
+            positions = audio_start[:, None]  # (B, 1)
+        else:
+            positions = torch.arange(audio_start, audio_start + codes.shape[1], device=codes.device)
         return self.mel_embedding(codes) + self.mel_pos_embedding(positions)
 
-    def forward(self, emb: Tensor, cache: KVCache, start: int) -> tuple[Tensor, Tensor]:
-        """Run embeddings (B, T, C) at sequence positions ``start .. start+T-1``.
+    def forward(
+        self, emb: Tensor, cache: KVCache, place: int | CachePlace
+    ) -> tuple[Tensor, Tensor]:
+        """Run embeddings (B, T, C) at ``place``: an int ``start`` means sequence positions
+        ``start .. start+T-1`` of cache rows ``0 .. B-1`` (one stream, or streams in lockstep).
 
         Returns ``(latents, logits)`` for the last position only: latents (B, C) are
         ``final_norm(ln_f(h))`` — what the vocoder consumes — and logits (B, num_audio_tokens).
         """
-        h = self.gpt(emb, cache, start)[:, -1]  # (B, C) — only the newest position is needed
+        if isinstance(place, int):
+            place = Contiguous(slice(0, emb.shape[0]), place)
+        h = self.gpt(emb, cache, place)[:, -1]  # (B, C) — only the newest position is needed
         latents = self.final_norm(h)
         return latents, self.mel_head(latents)

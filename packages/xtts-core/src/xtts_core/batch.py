@@ -1,0 +1,250 @@
+"""Continuous batching of code decoding: the next-code step of many sentences in one forward.
+
+What it does: a :class:`BatchDecoder` owns one KV pool with a row per stream slot. Sentences join
+(:meth:`~BatchDecoder.add`) and leave (they finish, or :meth:`~BatchDecoder.cancel`) between steps.
+Each :meth:`~BatchDecoder.step` first samples one code for every decoding stream, then runs ONE
+batched forward that feeds all those codes, each stream at its own position and masked so it never
+sees another stream's keys, and finally spends a bounded budget of prompt positions on prefilling
+streams that joined (chunked prefill: a long new prompt never stalls the others for a whole
+prompt's worth of compute). Reading the weights once per step for every stream, instead of once per
+stream, is where the throughput comes from.
+
+Sampling stays per stream, with its own parameters, history and RNG, in the same order of
+operations as :class:`~xtts_core.generate.CodeStream`: a stream's codes do not depend on who else is
+in the batch, and a seeded sentence gives the same codes batched as alone (latents equal to float
+rounding).
+
+What it does not do: vocoding (each stream's latents go to its own
+:class:`~xtts_core.stream.IncrementalVocoder`), text handling, or threading: one thread drives
+``step()``; ``add`` and ``cancel`` are called from that same thread between steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass
+
+from xtts_core._extras import require_inference
+
+require_inference("xtts_core.batch")
+
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from xtts_core.errors import CapacityError, ParameterError  # noqa: E402
+from xtts_core.generate import FAKE_PROMPT_ID, SamplingParams, process_logits, sample  # noqa: E402
+from xtts_core.model.gpt import GPT, Contiguous, KVCache, Scattered  # noqa: E402
+
+
+class BatchedStream:
+    """One sentence inside a :class:`BatchDecoder`: a handle the decoder updates at each step.
+
+    ``codes`` grows by one per step while the stream decodes; ``finished`` turns true when it
+    yielded the stop code, reached its code limit, or was cancelled. The methods are the
+    decoder's: they keep this stream's bookkeeping in one place.
+    """
+
+    def __init__(
+        self, ident: int, row: int, prompt: Tensor, params: SamplingParams, max_new: int,
+        seen: Tensor, generator: torch.Generator | None,
+    ) -> None:  # fmt: skip
+        self.id = ident
+        self.row = row
+        self.params = params
+        self.max_new = max_new
+        self.codes: list[int] = []
+        self.finished = False
+        self.prompt_len = prompt.shape[1]
+        self._prompt: Tensor | None = prompt  # (1, P, C) until prefilled
+        self._prefilled = 0
+        self._seen = seen
+        self._generator = generator
+        self._latents: Tensor | None = None  # (1, C) of the newest position, awaiting sampling
+        self._logits: Tensor | None = None
+
+    @property
+    def prefilling(self) -> bool:
+        """True until the whole prompt is in the cache (no code has been drawn yet)."""
+        return self._prompt is not None
+
+    @property
+    def position(self) -> int:
+        """Sequence position the code drawn last goes to (the prompt ends with the start code)."""
+        return self.prompt_len + len(self.codes) - 1
+
+    def prompt_chunk(self, budget: int) -> tuple[Tensor, int]:
+        """The next at most ``budget`` prompt embeddings (1, n, C) and the position of the first."""
+        assert self._prompt is not None
+        start = self._prefilled
+        return self._prompt[:, start : start + budget], start
+
+    def prefilled(self, n: int, latents: Tensor, logits: Tensor) -> None:
+        """``n`` more prompt positions are cached; after the last, ``latents``/``logits`` are the
+        start code's and the stream can draw its first code."""
+        self._prefilled += n
+        if self._prefilled == self.prompt_len:
+            self._prompt = None
+            self.fed(latents, logits)
+
+    def fed(self, latents: Tensor, logits: Tensor) -> None:
+        """The forward of the newest position gave these (1, C) latents and (1, V) logits."""
+        self._latents, self._logits = latents, logits
+
+    def draw(self, stop_code: int) -> StepOutput:
+        """Sample the next code exactly as :class:`~xtts_core.generate.CodeStream` does."""
+        assert self._logits is not None and self._latents is not None
+        params = self.params
+        scores = process_logits(self._logits, self._seen, len(self.codes), params, stop_code)
+        value = int(sample(scores, params, self._generator).item())
+        self.codes.append(value)
+        self._seen[0, value] = True
+        done = value == stop_code or len(self.codes) == self.max_new
+        return StepOutput(self, value, self._latents[0].float(), done)
+
+    def close(self) -> None:
+        """Finished or cancelled: drop the tensors it holds."""
+        self.finished = True
+        self._prompt = self._latents = self._logits = None
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """One code of one stream from a step, with the latent the vocoder needs for it."""
+
+    stream: BatchedStream
+    code: int
+    latent: Tensor  # (C,) float32
+    finished: bool
+
+
+class BatchDecoder:
+    """Decode up to ``max_streams`` sentences together over one GPT (see the module doc).
+
+    ``prefill_chunk`` bounds the prompt positions prefilled per step; ``max_positions`` the
+    sequence length of every slot (default: the longest prompt the model takes plus its code
+    limit). The KV pool is ``layers x max_streams x heads x max_positions x head_dim`` keys and as
+    many values, in the model's dtype, allocated once.
+    """
+
+    def __init__(
+        self, model: GPT, max_streams: int, prefill_chunk: int = 128,
+        max_positions: int | None = None,
+    ) -> None:  # fmt: skip
+        cfg = model.cfg
+        if max_streams < 1 or prefill_chunk < 1:
+            raise ParameterError("max_streams and prefill_chunk must be at least 1")
+        self.model = model
+        self.prefill_chunk = prefill_chunk
+        weight = model.mel_head.weight
+        self.max_positions = max_positions or (
+            cfg.num_conditioning_latents + cfg.max_text_tokens + 1 + cfg.max_new_codes
+        )
+        self.pool = KVCache(
+            cfg.layers, max_streams, cfg.heads, self.max_positions, cfg.width // cfg.heads,
+            weight.dtype, weight.device,
+        )  # fmt: skip
+        # A step reads positions up to the longest stream's length; shorter rows hold stale or
+        # unwritten values there. The mask hides them, but a NaN from uninitialised memory would
+        # still poison the masked softmax, so the pool starts zeroed.
+        self.pool.k.zero_()
+        self.pool.v.zero_()
+        self._free_rows = list(range(max_streams))[::-1]
+        self._prefilling: deque[BatchedStream] = deque()
+        self._decoding: list[BatchedStream] = []
+        self._ids = itertools.count()
+
+    @property
+    def free_slots(self) -> int:
+        """Streams that can still join."""
+        return len(self._free_rows)
+
+    @property
+    def active(self) -> int:
+        """Streams prefilling or decoding."""
+        return len(self._prefilling) + len(self._decoding)
+
+    @torch.inference_mode()
+    def add(
+        self, cond_latents: Tensor, text_ids: list[int], params: SamplingParams
+    ) -> BatchedStream:
+        """Queue a sentence (voice latents (1, L, C), token ids); it prefills over the next steps."""
+        if not self._free_rows:
+            raise CapacityError(f"all {self.pool.k.shape[1]} stream slots are in use")
+        model, cfg = self.model, self.model.cfg
+        weight = model.mel_head.weight
+        ids = torch.tensor([text_ids], dtype=torch.long, device=weight.device)
+        start = torch.full((1, 1), cfg.start_audio_token, dtype=torch.long, device=weight.device)
+        prefix = model.text_prefix(cond_latents.to(weight.device, weight.dtype), ids)
+        prompt = torch.cat([prefix, model.audio_embedding(start, 0).to(prefix.dtype)], dim=1)
+        max_new = min(params.max_new_codes or cfg.max_new_codes, cfg.max_new_codes)
+        if prompt.shape[1] + max_new - 1 > self.max_positions:
+            raise ParameterError(
+                f"a prompt of {prompt.shape[1]} positions plus {max_new} codes does not fit the "
+                f"{self.max_positions} positions of a decoder slot"
+            )
+        seen = torch.zeros(1, cfg.num_audio_tokens, dtype=torch.bool, device=weight.device)
+        seen[:, [FAKE_PROMPT_ID, cfg.start_audio_token]] = True
+        generator = None
+        if params.seed is not None:
+            generator = torch.Generator(device=weight.device).manual_seed(params.seed)
+        stream = BatchedStream(
+            next(self._ids), self._free_rows.pop(), prompt, params, max_new, seen, generator
+        )
+        self._prefilling.append(stream)
+        return stream
+
+    def cancel(self, stream: BatchedStream) -> None:
+        """Drop a stream now (barge-in, client gone): its slot is free for the next ``add``."""
+        if stream.finished:
+            return
+        if stream in self._prefilling:
+            self._prefilling.remove(stream)
+        else:
+            self._decoding.remove(stream)
+        self._release(stream)
+
+    @torch.inference_mode()
+    def step(self) -> list[StepOutput]:
+        """Draw one code per decoding stream, feed them in one forward, then prefill a chunk."""
+        outputs = [stream.draw(self.model.cfg.stop_audio_token) for stream in self._decoding]
+        feeding = [o.stream for o in outputs if not o.finished]
+        for output in outputs:
+            if output.finished:
+                self._decoding.remove(output.stream)
+                self._release(output.stream)
+        if feeding:
+            self._feed(feeding)
+        self._prefill()
+        return outputs
+
+    def _feed(self, streams: list[BatchedStream]) -> None:
+        device = self.pool.k.device
+        positions = [s.position for s in streams]
+        codes = torch.tensor([s.codes[-1] for s in streams], dtype=torch.long, device=device)
+        audio_pos = torch.tensor([len(s.codes) for s in streams], dtype=torch.long, device=device)
+        rows = torch.tensor([s.row for s in streams], dtype=torch.long, device=device)
+        place = Scattered.for_step(
+            rows, torch.tensor(positions, dtype=torch.long, device=device), max(positions) + 1
+        )
+        latents, logits = self.model(
+            self.model.audio_embedding(codes[:, None], audio_pos), self.pool, place
+        )
+        for i, stream in enumerate(streams):
+            stream.fed(latents[i : i + 1], logits[i : i + 1])
+
+    def _prefill(self) -> None:
+        budget = self.prefill_chunk
+        while budget and self._prefilling:
+            stream = self._prefilling[0]
+            chunk, start = stream.prompt_chunk(budget)
+            place = Contiguous(slice(stream.row, stream.row + 1), start)
+            latents, logits = self.model(chunk, self.pool, place)
+            stream.prefilled(chunk.shape[1], latents, logits)
+            budget -= chunk.shape[1]
+            if not stream.prefilling:
+                self._decoding.append(self._prefilling.popleft())
+
+    def _release(self, stream: BatchedStream) -> None:
+        stream.close()
+        self._free_rows.append(stream.row)
