@@ -109,22 +109,31 @@ def test_chunked_prefill_keeps_others_decoding(engine: XttsEngine, voice: Voice)
 def test_cancel_frees_the_slot_and_spares_the_others(engine: XttsEngine, voice: Voice) -> None:
     text, params = SENTENCES[0]
     ids = engine.tokenizer.encode(text, "en")
-    ref_codes, _ = alone(engine, voice, text, params)
-    decoder = BatchDecoder(engine.model.gpt, max_streams=2, prefill_chunk=64)
+    ref_codes, ref_latents = alone(engine, voice, text, params)
+    decoder = BatchDecoder(engine.model.gpt, max_streams=3, prefill_chunk=64)
     keep = decoder.add(voice.gpt_cond_latent, ids, params)
     victim = decoder.add(voice.gpt_cond_latent, ids, SamplingParams(seed=9, max_new_codes=30))
+    third = decoder.add(voice.gpt_cond_latent, ids, params)
+    latents: dict[int, list[torch.Tensor]] = {}
     for _ in range(6):
-        decoder.step()
+        for out in decoder.step():
+            latents.setdefault(out.stream.id, []).append(out.latent)
     decoder.cancel(victim)
     assert victim.finished
     assert decoder.free_slots == 1
     decoder.cancel(victim)  # cancelling twice is harmless
-    # the freed slot is reused at once, while `keep` goes on
-    late = decoder.add(voice.gpt_cond_latent, ids, params)
+    for _ in range(3):  # rows 0 and 2 decode: the non-consecutive (gathering) path
+        for out in decoder.step():
+            latents.setdefault(out.stream.id, []).append(out.latent)
+    late = decoder.add(voice.gpt_cond_latent, ids, params)  # reuses the freed row
+    assert late.row == victim.row
     while decoder.active:
-        decoder.step()
-    assert keep.codes == ref_codes
-    assert late.codes == ref_codes
+        for out in decoder.step():
+            latents.setdefault(out.stream.id, []).append(out.latent)
+    for stream in (keep, third, late):
+        assert stream.codes == ref_codes
+        for a, b in zip(latents[stream.id], ref_latents, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert 0 < len(victim.codes) < 30
 
 

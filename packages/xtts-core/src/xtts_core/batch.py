@@ -219,17 +219,13 @@ class BatchDecoder:
         return outputs
 
     def _feed(self, streams: list[BatchedStream]) -> None:
+        streams = sorted(streams, key=lambda s: s.row)  # consecutive rows read as a view
         device = self.pool.k.device
-        positions = [s.position for s in streams]
-        codes = torch.tensor([s.codes[-1] for s in streams], dtype=torch.long, device=device)
+        place = Scattered.for_step([s.row for s in streams], [s.position for s in streams], device)
+        codes = torch.tensor([[s.codes[-1]] for s in streams], dtype=torch.long, device=device)
         audio_pos = torch.tensor([len(s.codes) for s in streams], dtype=torch.long, device=device)
-        rows = torch.tensor([s.row for s in streams], dtype=torch.long, device=device)
-        place = Scattered.for_step(
-            rows, torch.tensor(positions, dtype=torch.long, device=device), max(positions) + 1
-        )
-        latents, logits = self.model(
-            self.model.audio_embedding(codes[:, None], audio_pos), self.pool, place
-        )
+        emb = self.model.audio_embedding(codes, audio_pos)  # (B, 1, C)
+        latents, logits = self.model(emb, self.pool, place)
         for i, stream in enumerate(streams):
             stream.fed(latents[i : i + 1], logits[i : i + 1])
 

@@ -87,18 +87,27 @@ class Scattered:
     ``rows`` (B,) are the streams' cache rows, ``positions`` (B,) where each writes its new key and
     value, ``span`` how many positions to read (the longest stream's length after this step) and
     ``mask`` (B, 1, 1, span) which of them each row may see: its own, never another stream's.
+    ``read_rows`` is ``rows`` as a slice when they are consecutive, so reading the cache is a view
+    instead of a gather that copies every stream's keys and values at every layer.
     Built once per step by :meth:`for_step` and shared by every layer.
     """
 
     rows: Tensor
+    read_rows: slice | Tensor
     positions: Tensor
     span: int
     mask: Tensor
 
     @classmethod
-    def for_step(cls, rows: Tensor, positions: Tensor, span: int) -> Scattered:
-        seen = torch.arange(span, device=positions.device)[None, :] <= positions[:, None]
-        return cls(rows, positions, span, seen[:, None, None, :])
+    def for_step(cls, rows: list[int], positions: list[int], device: torch.device) -> Scattered:
+        """The place of a step where stream ``i`` sits in cache row ``rows[i]`` at ``positions[i]``."""
+        row_ids = torch.tensor(rows, dtype=torch.long, device=device)
+        where = torch.tensor(positions, dtype=torch.long, device=device)
+        consecutive = rows == list(range(rows[0], rows[0] + len(rows)))
+        read_rows = slice(rows[0], rows[0] + len(rows)) if consecutive else row_ids
+        span = max(positions) + 1
+        seen = torch.arange(span, device=device)[None, :] <= where[:, None]
+        return cls(row_ids, read_rows, where, span, seen[:, None, None, :])
 
 
 CachePlace = Contiguous | Scattered
@@ -132,8 +141,8 @@ class Attention(nn.Module):
         else:  # T == 1: row i writes position positions[i] of cache row rows[i]
             cache.k[layer, place.rows, :, place.positions] = k[:, :, 0]
             cache.v[layer, place.rows, :, place.positions] = v[:, :, 0]
-            keys = cache.k[layer, place.rows, :, : place.span]  # (B, H, span, D)
-            values = cache.v[layer, place.rows, :, : place.span]
+            keys = cache.k[layer, place.read_rows, :, : place.span]  # (B, H, span, D)
+            values = cache.v[layer, place.read_rows, :, : place.span]
             mask = place.mask
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         y = y.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
