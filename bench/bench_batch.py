@@ -1,0 +1,131 @@
+"""Concurrency benchmark of the GPT decode: N streams batched in one BatchDecoder vs one at a time.
+
+Why: a server that runs one stream per model makes the N-th concurrent client wait for the N-1
+before it (issue 8). Batching reads the weights once per step for every stream. This measures,
+for N concurrent streams of the same sentence with the code count forced (stop code off):
+
+- one-at-a-time: the streams decode one after another on one model (``CodeStream``), which is what
+  a one-stream-per-model worker gives N clients that arrive together;
+- batched: all N join one :class:`~xtts_core.batch.BatchDecoder` at once.
+
+Columns: time to the first chunk of codes per stream (``--first-chunk`` codes, what the vocoder
+needs for first audio), p50 and p95 over the streams; per-stream real-time factor of the codes
+(decode time / audio duration of its codes, 1024 samples at 22.05 kHz per code); aggregate audio
+seconds produced per wall second. GPT only: vocoding is per stream and not in this table.
+
+Run: ``hatch run bench:python bench/bench_batch.py --size mid --streams 1 4 16``. Random weights;
+only timings mean anything. Measure on a quiet machine: other load skews every column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from xtts_core.batch import BatchDecoder
+from xtts_core.engine import XttsEngine
+from xtts_core.generate import CodeStream, SamplingParams
+from xtts_core.random_checkpoint import write_random_checkpoint
+
+TEXT = "The quick brown fox jumps over the lazy dog while the sun sets slowly tonight."
+SECONDS_PER_CODE = 1024 / 22050
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured configuration."""
+
+    mode: str
+    streams: int
+    first_p50: float
+    first_p95: float
+    rtf_p50: float
+    audio_per_s: float
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def one_at_a_time(engine: XttsEngine, ids: list[int], n: int, codes: int, first: int) -> Row:
+    latent = engine.speaker("Random Speaker").gpt_cond_latent
+    params = SamplingParams(seed=0, min_new_codes=codes, max_new_codes=codes)
+    t0 = time.perf_counter()
+    firsts, rtfs = [], []
+    for _ in range(n):
+        started = time.perf_counter()
+        for i, _pair in enumerate(CodeStream(engine.model.gpt, latent, ids, params)):
+            if i + 1 == first:
+                firsts.append(time.perf_counter() - t0)
+        rtfs.append((time.perf_counter() - started) / (codes * SECONDS_PER_CODE))
+    wall = time.perf_counter() - t0
+    return Row(
+        "one-at-a-time", n, statistics.median(firsts), percentile(firsts, 0.95),
+        statistics.median(rtfs), n * codes * SECONDS_PER_CODE / wall,
+    )  # fmt: skip
+
+
+def batched(engine: XttsEngine, ids: list[int], n: int, codes: int, first: int) -> Row:
+    latent = engine.speaker("Random Speaker").gpt_cond_latent
+    cfg = engine.config.gpt
+    prompt = cfg.num_conditioning_latents + len(ids) + 3
+    decoder = BatchDecoder(engine.model.gpt, n, max_positions=prompt + codes)
+    params = SamplingParams(seed=0, min_new_codes=codes, max_new_codes=codes)
+    t0 = time.perf_counter()
+    streams = [decoder.add(latent, ids, params) for _ in range(n)]
+    firsts: dict[int, float] = {}
+    while decoder.active:
+        for out in decoder.step():
+            if len(out.stream.codes) == first:
+                firsts[out.stream.id] = time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    assert all(len(s.codes) == codes for s in streams)
+    rtf = wall / (codes * SECONDS_PER_CODE)  # every stream runs from t0 to the end
+    values = list(firsts.values())
+    return Row(
+        "batched", n, statistics.median(values), percentile(values, 0.95), rtf,
+        n * codes * SECONDS_PER_CODE / wall,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=["tiny", "mid", "release"], default="mid")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--codes", type=int, default=60)
+    parser.add_argument("--first-chunk", type=int, default=6)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="fp32")
+    args = parser.parse_args()
+
+    directory = ROOT / ".cache" / "bench" / f"batch-{args.size}"
+    if not (directory / "model.pth").is_file():
+        write_random_checkpoint(directory, args.size, seed=0)
+    engine = XttsEngine.from_pretrained(directory, device=args.device, dtype=args.dtype)
+    ids = engine.tokenizer.encode(TEXT, "en")
+    batched(engine, ids, 1, 8, 1)  # warm-up
+    print(
+        f"{args.size} model, {args.device} {args.dtype}, {args.codes} codes per stream "
+        f"({args.codes * SECONDS_PER_CODE:.1f} s of audio), torch threads {torch.get_num_threads()}"
+    )
+    print(f"| mode | streams | first {args.first_chunk} codes p50 / p95 s | RTF p50 | audio s per s |")
+    print("|---|---|---|---|---|")
+    for n in args.streams:
+        for run in (one_at_a_time, batched):
+            row = run(engine, ids, n, args.codes, args.first_chunk)
+            print(
+                f"| {row.mode} | {row.streams} | {row.first_p50:.3f} / {row.first_p95:.3f} | "
+                f"{row.rtf_p50:.2f} | {row.audio_per_s:.1f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
