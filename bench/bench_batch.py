@@ -115,7 +115,9 @@ def main() -> None:
         f"{args.size} model, {args.device} {args.dtype}, {args.codes} codes per stream "
         f"({args.codes * SECONDS_PER_CODE:.1f} s of audio), torch threads {torch.get_num_threads()}"
     )
-    print(f"| mode | streams | first {args.first_chunk} codes p50 / p95 s | RTF p50 | audio s per s |")
+    print(
+        f"| mode | streams | first {args.first_chunk} codes p50 / p95 s | RTF p50 | audio s per s |"
+    )
     print("|---|---|---|---|---|")
     for n in args.streams:
         for run in (one_at_a_time, batched):

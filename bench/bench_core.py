@@ -43,7 +43,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # coqui drives HF gene
 import numpy as np
 import torch
 
-import xtts_core.engine as engine_mod
+import xtts_core.chunking as chunking_mod
 from xtts_core.engine import StreamOptions, XttsEngine
 from xtts_core.generate import CodeStream, SamplingParams, decode_one_token, prefill
 from xtts_core.model.gpt import KVCache
@@ -238,7 +238,7 @@ def measure(systems: list[System], codes: int, runs: int) -> list[Row]:
             print(f"run {r + 1}/{runs}: {s.name}", flush=True)
             torch.manual_seed(0)
             voc, dn = Meter(), Meter()
-            with patched(*s.vocoder, voc), patched(engine_mod, "_denoise", dn):
+            with patched(*s.vocoder, voc), patched(chunking_mod, "_denoise", dn):
                 ttfa, total, parts = timed_stream(s.stream(codes))
             audio = sum(c.size for c in parts) / RATE
             samples[s.name].append(

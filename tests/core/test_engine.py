@@ -343,6 +343,19 @@ def test_long_text_is_spoken_as_segments_with_faded_joins(
     assert float(np.abs(streamed - one.wav).max()) <= TOL
 
 
+def test_synthesize_reports_progress_per_code(
+    engine_fast_vocoder: XttsEngine, voice: Voice
+) -> None:
+    calls: list[tuple[int, int, int]] = []
+    n = 3
+    one = engine_fast_vocoder.synthesize(
+        LONG_TEXT, "en", voice, forced(n), on_code=lambda *args: calls.append(args)
+    )
+    segments = len(engine_fast_vocoder.segments(LONG_TEXT, "en"))
+    assert calls == [(s, segments, c) for s in range(segments) for c in range(1, n + 1)]
+    assert len(one.codes) == n * segments
+
+
 def test_split_text_off_keeps_one_segment(engine_fast_vocoder: XttsEngine) -> None:
     over_limit = LONG_TEXT[:300]  # over 250 characters, under the 402-token limit
     assert engine_fast_vocoder.segments(over_limit, "en", split_text=False) == [over_limit]

@@ -2,16 +2,17 @@
 
 :class:`XttsEngine` holds only read-only things (weights, tokenizer, config, named speakers, the
 voice cache). Each call builds its own :class:`~xtts_core.generate.CodeStream` and
-:class:`~xtts_core.stream.IncrementalVocoder`, so several threads may stream from one engine at
-once (each at its own pace; batching them into one step comes with the worker engine).
+:class:`~xtts_core.chunking.ChunkedSpeech`, so several threads may stream from one engine at once,
+each at its own pace; :class:`~xtts_core.scheduler.BatchScheduler` instead runs many streams'
+decode steps as one batch.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +25,17 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from xtts_core.checkpoint import CheckpointFiles  # noqa: E402
-from xtts_core.errors import ParameterError, TextError, XttsError  # noqa: E402
+from xtts_core.chunking import (  # noqa: E402
+    JOIN_FADE_S,
+    AudioChunk,
+    ChunkedSpeech,
+    StreamOptions,
+    _fade_joins,
+)
+from xtts_core.errors import TextError, XttsError  # noqa: E402
 from xtts_core.generate import CodeStream, SamplingParams  # noqa: E402
 from xtts_core.loader import LoadedCheckpoint, load_checkpoint  # noqa: E402
-from xtts_core.stream import IncrementalVocoder, apply_speed, speed_scale  # noqa: E402
+from xtts_core.stream import apply_speed, speed_scale  # noqa: E402
 from xtts_core.text.split import split_sentences  # noqa: E402
 from xtts_core.voice import (  # noqa: E402
     CloneSettings,
@@ -38,46 +46,12 @@ from xtts_core.voice import (  # noqa: E402
     model_fingerprint,
 )
 
+__all__ = ["AudioChunk", "ProgressCallback", "StreamOptions", "Synthesis", "XttsEngine"]
+
 logger = logging.getLogger(__name__)
 
-#: Length of the linear fade at each join between segments of a long text.
-JOIN_FADE_S = 0.005
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """Chunking of a streamed sentence, in audio codes (one code = 46.4 ms of audio).
-
-    The first chunk is vocoded after ``first_chunk_codes`` codes so audio leaves early; each later
-    chunk doubles in size up to ``chunk_codes`` (e.g. 6, 12, 20, 20, ...), so playback can start
-    at once while the vocoder soon runs on fewer, larger windows. In the default exact mode the
-    newest ~3.5 codes are held back until their right context exists, so the first chunk carries
-    ``first_chunk_codes - 3.5`` codes of audio. ``lookahead_frames``/``overlap_samples`` trade
-    that exactness for latency (see ``stream.py``). ``denoise`` runs ``noisereduce`` on each
-    chunk (off by default: it changes the audio).
-    """
-
-    first_chunk_codes: int = 6
-    chunk_codes: int = 20
-    lookahead_frames: int | None = None
-    overlap_samples: int = 0
-    denoise: bool = False
-
-    def __post_init__(self) -> None:
-        if self.first_chunk_codes < 1 or self.chunk_codes < 1:
-            raise ParameterError("first_chunk_codes and chunk_codes must be >= 1")
-
-
-@dataclass
-class AudioChunk:
-    """Samples of one streamed chunk (float32, mono, ``sample_rate`` Hz) with its timing."""
-
-    samples: np.ndarray
-    sample_rate: int
-    index: int
-    codes_so_far: int
-    is_final: bool
-    elapsed_s: float
+#: ``on_code(segment, segments, codes)``: progress of :meth:`XttsEngine.synthesize`.
+ProgressCallback = Callable[[int, int, int], None]
 
 
 @dataclass
@@ -172,25 +146,38 @@ class XttsEngine:
     @torch.inference_mode()
     def synthesize(
         self, text: str, language: str, voice: Voice, params: SamplingParams | None = None,
-        speed: float = 1.0, split_text: bool = True,
+        speed: float = 1.0, split_text: bool = True, on_code: ProgressCallback | None = None,
     ) -> Synthesis:  # fmt: skip
-        """Speak ``text`` at once: per segment all codes, then one vocoder pass over its latents."""
+        """Speak ``text`` at once: per segment all codes, then one vocoder pass over its latents.
+
+        ``on_code(segment, segments, codes)`` is called after each code (``codes`` counts within
+        the segment), so a caller can show progress on a long text.
+        """
         pieces = self.segments(text, language, split_text)
         fade = self._join_fade()
         wavs, codes, latents = [], [], []
         for i, piece in enumerate(pieces):
-            part = self._synthesize_piece(piece, language, voice, params or SamplingParams(), speed)
+            report = None if on_code is None else functools.partial(on_code, i, len(pieces))
+            part = self._synthesize_piece(
+                piece, language, voice, params or SamplingParams(), speed, report
+            )
             wavs.append(_fade_joins(part.wav, 0, fade, i > 0, i < len(pieces) - 1))
             codes += part.codes
             latents.append(part.latents)
         return Synthesis(np.concatenate(wavs), self.sample_rate, codes, torch.cat(latents))
 
     def _synthesize_piece(
-        self, text: str, language: str, voice: Voice, params: SamplingParams, speed: float
-    ) -> Synthesis:
+        self, text: str, language: str, voice: Voice, params: SamplingParams, speed: float,
+        on_code: Callable[[int], None] | None = None,
+    ) -> Synthesis:  # fmt: skip
         scale = speed_scale(speed)
         stream = self.code_stream(text, language, voice, params)
-        latents = torch.stack([latent for _, latent in stream])  # (T, C)
+        steps = []
+        for n, (_, latent) in enumerate(stream, 1):
+            steps.append(latent)
+            if on_code is not None:
+                on_code(n)
+        latents = torch.stack(steps)  # (T, C)
         if math.floor(latents.shape[0] * scale) == 0:  # e.g. one code at speed > 1: no audio
             return Synthesis(np.zeros(0, np.float32), self.sample_rate, stream.codes, latents.cpu())
         stretched = apply_speed(latents, scale)
@@ -206,81 +193,26 @@ class XttsEngine:
 
         Segments follow each other without a gap; ``is_final`` marks the last chunk of the text.
         """
-        options = options or StreamOptions()
-        t0 = time.perf_counter()
         pieces = self.segments(text, language, split_text)
-        fade = self._join_fade()
-        index = count = 0
-        for i, piece in enumerate(pieces):
-            last_piece, offset = i == len(pieces) - 1, 0
-            for samples, codes, final in self._stream_piece(
-                piece, language, voice, params, speed, options
-            ):
-                data = samples.cpu().numpy().astype(np.float32)
-                data = _fade_joins(data, offset, fade, i > 0, final and not last_piece)
-                offset += data.size
-                if data.size == 0 and not (final and last_piece):
-                    continue
-                if options.denoise and data.size:
-                    data = _denoise(data, self.sample_rate)
-                elapsed = time.perf_counter() - t0
-                yield AudioChunk(
-                    data, self.sample_rate, index, count + codes, final and last_piece, elapsed
-                )
-                index += 1
-            count += codes
+        speech = self.chunked_speech(voice, len(pieces), speed, options)
+        for piece in pieces:
+            speech.begin_segment()
+            for _, latent in self.code_stream(piece, language, voice, params or SamplingParams()):
+                chunk = speech.push(latent)
+                if chunk is not None:
+                    yield chunk
+            chunk = speech.end_segment()
+            if chunk is not None:
+                yield chunk
 
-    def _stream_piece(
-        self, text: str, language: str, voice: Voice, params: SamplingParams | None, speed: float,
-        options: StreamOptions,
-    ) -> Iterator[tuple[Tensor, int, bool]]:  # fmt: skip
-        """``(samples, codes so far, is_last)`` for one segment, in the chunking of ``options``."""
-        codes = self.code_stream(text, language, voice, params or SamplingParams())
-        vocoder = IncrementalVocoder(
-            self.model.hifigan_decoder, voice.speaker_embedding.to(self.model.device), speed,
-            options.lookahead_frames, options.overlap_samples,
+    def chunked_speech(
+        self, voice: Voice, segments: int, speed: float = 1.0, options: StreamOptions | None = None
+    ) -> ChunkedSpeech:
+        """The audio assembler of one streamed text of ``segments`` segments (see ``chunking``)."""
+        return ChunkedSpeech(
+            self.model.hifigan_decoder, voice.speaker_embedding.to(self.model.device),
+            self.sample_rate, segments, speed, options or StreamOptions(),
         )  # fmt: skip
-        size = options.first_chunk_codes
-        due, count = size, 0
-        for _, latent in codes:
-            vocoder.push(latent)
-            count += 1
-            if count >= due:
-                size = min(2 * size, options.chunk_codes)
-                due += size
-                yield vocoder.pull(), count, False
-        yield vocoder.pull(final=True), count, True
 
     def _join_fade(self) -> int:
         return int(JOIN_FADE_S * self.sample_rate)
-
-
-def _fade_joins(
-    samples: np.ndarray, start: int, n: int, fade_in: bool, fade_out: bool
-) -> np.ndarray:
-    """Ramp a segment's first ``n`` samples up and (when this is its last chunk) its last ``n``
-    down, so segments joined end to end never click. ``start`` is the chunk's offset in its
-    segment; the ramps are per sample, so chunked and whole-segment fading agree."""
-    if not (fade_in and start < n) and not fade_out:
-        return samples
-    out = samples.copy()
-    if fade_in and start < n:
-        k = min(n - start, out.size)
-        out[:k] *= np.arange(start, start + k, dtype=np.float32) / n
-    if fade_out:
-        k = min(n, out.size)
-        out[out.size - k :] *= np.arange(k - 1, -1, -1, dtype=np.float32) / n
-    return out
-
-
-def _denoise(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Stationary spectral gating of one chunk; the STFT shrinks to fit short chunks."""
-    import noisereduce  # imported lazily: it pulls scipy and is off by default
-
-    n_fft = min(1024, 1 << (samples.size.bit_length() - 1))  # largest power of two that fits
-    if n_fft < 64:  # too short to estimate a spectrum: leave it as it is
-        return samples
-    out: np.ndarray = noisereduce.reduce_noise(
-        y=samples, sr=sample_rate, stationary=True, n_fft=n_fft
-    )
-    return out.astype(np.float32)

@@ -53,6 +53,10 @@ class CapacityError(XttsError, RuntimeError):
     """Every stream slot of a batch decoder is taken: the caller should queue or refuse."""
 
 
+class JobCancelledError(XttsError):
+    """A scheduled synthesis job was cancelled (or its scheduler closed): no more audio comes."""
+
+
 class ProtocolError(XttsError, ValueError):
     """A websocket message or query parameter breaks the ElevenLabs protocol (see xtts_core.protocol).
 

@@ -1,0 +1,223 @@
+"""Many streams, one model: a thread that runs every active text's next code as one batched step.
+
+:class:`BatchScheduler` owns a :class:`~xtts_core.batch.BatchDecoder` and the thread that drives
+it. :meth:`~BatchScheduler.submit` may be called from any thread: it splits and tokenises the text
+at once, so a bad text fails in the caller before any work, and returns a :class:`SpeechJob` whose
+audio chunks arrive on a thread-safe queue as the batch produces them. The thread admits waiting
+jobs first come, first served while stream slots are free, steps the decoder, feeds each stream's
+latents to its job's :class:`~xtts_core.chunking.ChunkedSpeech` (the same assembler a solo
+:meth:`XttsEngine.stream <xtts_core.engine.XttsEngine.stream>` uses, so the audio is the same up
+to float rounding), moves a job on to its next segment in the slot its last one just freed (a
+long text keeps its place), and drops cancelled jobs within one step.
+
+Vocoding runs on the same thread, one stream after another, between decode steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xtts_core._extras import require_inference
+
+require_inference("xtts_core.scheduler")
+
+from xtts_core.batch import BatchDecoder, BatchedStream  # noqa: E402
+from xtts_core.chunking import AudioChunk, ChunkedSpeech, StreamOptions  # noqa: E402
+from xtts_core.errors import JobCancelledError  # noqa: E402
+from xtts_core.generate import SamplingParams  # noqa: E402
+
+if TYPE_CHECKING:
+    from xtts_core.engine import XttsEngine
+    from xtts_core.voice import Voice
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _End:
+    """Queue marker: the job is over, normally (``error`` None) or not."""
+
+    error: BaseException | None = None
+
+
+class SpeechJob:
+    """One submitted text: iterate it for its :class:`~xtts_core.chunking.AudioChunk` s.
+
+    Iteration blocks until the next chunk, ends after the final one, raises the error that
+    stopped the job, or :class:`~xtts_core.errors.JobCancelledError` once :meth:`cancel` was called.
+    """
+
+    def __init__(
+        self, ident: int, segments: list[list[int]], voice: Voice, params: SamplingParams,
+        speech: ChunkedSpeech,
+    ) -> None:  # fmt: skip
+        self.id = ident
+        self.segments = segments
+        self.voice = voice
+        self.params = params
+        self.speech = speech
+        self.segment = -1  # index of the segment being decoded
+        self.stream: BatchedStream | None = None
+        self._chunks: queue.SimpleQueue[AudioChunk | _End] = queue.SimpleQueue()
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop the job; its stream slot is free within one decode step. Safe from any thread."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def get(self, timeout: float | None = None) -> AudioChunk | None:
+        """The next chunk, or None when the job is over; raises like iteration does."""
+        item = self._chunks.get(timeout=timeout)
+        if isinstance(item, AudioChunk):
+            return item
+        self._chunks.put(item)  # later calls see the end too
+        if item.error is not None:
+            raise item.error
+        return None
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        while (chunk := self.get()) is not None:
+            yield chunk
+
+    def deliver(self, chunk: AudioChunk | None) -> None:
+        """Hand a chunk to the reader (the scheduler's side; None is ignored)."""
+        if chunk is not None:
+            self._chunks.put(chunk)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """No more chunks: the reader's iteration ends, or raises ``error``."""
+        self._chunks.put(_End(error))
+
+
+class BatchScheduler:
+    """Serve submitted texts from one engine, up to ``max_streams`` decoding in each step.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`close`.
+    """
+
+    def __init__(
+        self, engine: XttsEngine, max_streams: int = 8, prefill_chunk: int = 128,
+        max_positions: int | None = None,
+    ) -> None:  # fmt: skip
+        self.engine = engine
+        self.decoder = BatchDecoder(engine.model.gpt, max_streams, prefill_chunk, max_positions)
+        self._waiting: deque[SpeechJob] = deque()
+        self._active: dict[int, SpeechJob] = {}  # by BatchedStream id
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._ids = itertools.count()
+        self._thread = threading.Thread(target=self._run, name="xtts-batch", daemon=True)
+
+    def __enter__(self) -> BatchScheduler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread; jobs still waiting or running end with ``JobCancelledError``."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def waiting(self) -> int:
+        """Jobs submitted but not yet decoding (all slots were taken)."""
+        return len(self._waiting)
+
+    def submit(
+        self, text: str, language: str, voice: Voice, params: SamplingParams | None = None,
+        speed: float = 1.0, options: StreamOptions | None = None, split_text: bool = True,
+    ) -> SpeechJob:  # fmt: skip
+        """Queue ``text``; text, language and parameter errors are raised here, not later."""
+        pieces = self.engine.segments(text, language, split_text)
+        segments = [self.engine.tokenizer.encode(piece, language) for piece in pieces]
+        speech = self.engine.chunked_speech(voice, len(segments), speed, options)
+        job = SpeechJob(next(self._ids), segments, voice, params or SamplingParams(), speech)
+        with self._wake:
+            if self._stopping:
+                raise RuntimeError("the scheduler is closed")
+            self._waiting.append(job)
+            self._wake.notify()
+        return job
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._stopping or self._waiting or self.decoder.active):
+                    self._wake.wait()
+                if self._stopping:
+                    break
+                self._admit()
+            try:
+                self._drop_cancelled()
+                self._step()
+            except Exception as exc:  # a failed step must not leave any caller waiting forever
+                logger.exception("batched decode step failed; failing its %d jobs", len(self._active))
+                self._fail_all(exc)
+        self._fail_all(JobCancelledError("the scheduler was closed"), include_waiting=True)
+
+    def _admit(self) -> None:
+        while self._waiting and self.decoder.free_slots:
+            job = self._waiting.popleft()
+            if job.cancelled:
+                job.finish(JobCancelledError(f"job {job.id} was cancelled"))
+            else:
+                self._next_segment(job)
+
+    def _next_segment(self, job: SpeechJob) -> None:
+        job.segment += 1
+        job.stream = self.decoder.add(
+            job.voice.gpt_cond_latent, job.segments[job.segment], job.params
+        )
+        self._active[job.stream.id] = job
+        job.speech.begin_segment()
+
+    def _drop_cancelled(self) -> None:
+        for stream_id, job in list(self._active.items()):
+            if job.cancelled:
+                assert job.stream is not None
+                self.decoder.cancel(job.stream)
+                del self._active[stream_id]
+                job.finish(JobCancelledError(f"job {job.id} was cancelled"))
+
+    def _step(self) -> None:
+        for out in self.decoder.step():
+            job = self._active[out.stream.id]
+            job.deliver(job.speech.push(out.latent))
+            if not out.finished:
+                continue
+            del self._active[out.stream.id]
+            job.deliver(job.speech.end_segment())
+            if job.segment + 1 < len(job.segments):
+                self._next_segment(job)  # the slot this segment freed
+            else:
+                job.finish()
+
+    def _fail_all(self, error: BaseException, include_waiting: bool = False) -> None:
+        for job in self._active.values():
+            if job.stream is not None:
+                self.decoder.cancel(job.stream)
+            job.finish(error)
+        self._active.clear()
+        if include_waiting:
+            with self._wake:
+                while self._waiting:
+                    self._waiting.popleft().finish(error)

@@ -1,0 +1,132 @@
+"""BatchScheduler: concurrent texts from one engine sound as they do streamed alone.
+
+Each job's chunks are compared with ``XttsEngine.stream`` of the same text and seed (the solo
+path, parity-tested against the reference); batching changes latents only by float rounding.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from xtts_core.chunking import AudioChunk
+from xtts_core.errors import JobCancelledError, TextError
+from xtts_core.generate import SamplingParams
+from xtts_core.scheduler import BatchScheduler
+
+if TYPE_CHECKING:
+    from xtts_core.engine import XttsEngine
+    from xtts_core.voice import Voice
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TOL = 1e-3  # audio, float32; batched latents differ from solo ones by rounding only
+
+
+def forced(n: int, seed: int) -> SamplingParams:
+    return SamplingParams(seed=seed, min_new_codes=n, max_new_codes=n)
+
+
+@pytest.fixture(scope="module")
+def voice(engine_fast_vocoder: XttsEngine) -> Voice:
+    return engine_fast_vocoder.speaker("Random Speaker")
+
+
+def audio(chunks: list[AudioChunk]) -> np.ndarray:
+    return np.concatenate([c.samples for c in chunks])
+
+
+def test_concurrent_jobs_match_their_solo_streams(
+    engine_fast_vocoder: XttsEngine, voice: Voice
+) -> None:
+    engine = engine_fast_vocoder
+    long_text = "First sentence here. " * 12 + "And the last one."  # several segments
+    jobs_spec = [
+        ("Hello there, how are you?", forced(14, 1)),
+        (long_text, forced(5, 2)),
+        ("Short.", forced(9, 3)),
+    ]
+    assert len(engine.segments(long_text, "en")) > 1
+    solo = [list(engine.stream(text, "en", voice, params)) for text, params in jobs_spec]
+    with BatchScheduler(engine, max_streams=2, prefill_chunk=32) as scheduler:
+        jobs = [scheduler.submit(text, "en", voice, params) for text, params in jobs_spec]
+        got = [list(job) for job in jobs]  # the third waits for a slot, then runs
+    for ref, chunks in zip(solo, got, strict=True):
+        assert [c.index for c in chunks] == list(range(len(chunks)))
+        assert [c.is_final for c in chunks] == [False] * (len(chunks) - 1) + [True]
+        assert chunks[-1].codes_so_far == ref[-1].codes_so_far
+        assert [c.samples.size for c in chunks] == [c.samples.size for c in ref]
+        np.testing.assert_allclose(audio(chunks), audio(ref), atol=TOL)
+
+
+def test_cancel_ends_the_job_and_frees_its_slot(
+    engine_fast_vocoder: XttsEngine, voice: Voice
+) -> None:
+    engine = engine_fast_vocoder
+    with BatchScheduler(engine, max_streams=1) as scheduler:
+        victim = scheduler.submit("A long sentence that we stop early.", "en", voice, forced(200, 1))
+        waiting = scheduler.submit("Next.", "en", voice, forced(8, 2))
+        first = victim.get(timeout=60)
+        assert first is not None
+        victim.cancel()
+        with pytest.raises(JobCancelledError):
+            for _ in victim:
+                pass
+        # the waiting job gets the slot and completes
+        chunks = list(waiting)
+        assert chunks[-1].is_final
+        assert chunks[-1].codes_so_far == 8
+
+
+def test_cancel_while_waiting(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
+    with BatchScheduler(engine_fast_vocoder, max_streams=1) as scheduler:
+        running = scheduler.submit("Running.", "en", voice, forced(30, 1))
+        queued = scheduler.submit("Queued.", "en", voice, forced(30, 2))
+        queued.cancel()
+        with pytest.raises(JobCancelledError):
+            list(queued)
+        assert list(running)[-1].is_final
+
+
+def test_bad_text_fails_at_submit(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
+    with BatchScheduler(engine_fast_vocoder, max_streams=1) as scheduler:
+        with pytest.raises(TextError):
+            scheduler.submit("   ", "en", voice)
+        with pytest.raises(TextError, match="not supported"):
+            scheduler.submit("Hello.", "xx", voice)
+        assert scheduler.waiting == 0
+
+
+def test_close_cancels_unfinished_jobs(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
+    scheduler = BatchScheduler(engine_fast_vocoder, max_streams=1)
+    scheduler.start()
+    running = scheduler.submit("Running.", "en", voice, forced(400, 1))
+    queued = scheduler.submit("Queued.", "en", voice, forced(5, 2))
+    assert running.get(timeout=60) is not None
+    scheduler.close()
+    for job in (running, queued):
+        with pytest.raises(JobCancelledError, match="closed"):
+            list(job)
+    with pytest.raises(RuntimeError, match="closed"):
+        scheduler.submit("Late.", "en", voice)
+
+
+def test_submit_from_many_threads(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
+    results: dict[int, int] = {}
+    with BatchScheduler(engine_fast_vocoder, max_streams=3) as scheduler:
+
+        def client(i: int) -> None:
+            job = scheduler.submit(f"Client number {i}.", "en", voice, forced(4 + i, i))
+            results[i] = list(job)[-1].codes_so_far
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    assert results == {i: 4 + i for i in range(5)}
