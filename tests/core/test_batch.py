@@ -92,7 +92,9 @@ def test_prefill_chunk_size_does_not_change_the_result(engine: XttsEngine, voice
 
 def test_chunked_prefill_keeps_others_decoding(engine: XttsEngine, voice: Voice) -> None:
     decoder = BatchDecoder(engine.model.gpt, max_streams=2, prefill_chunk=8)
-    short = decoder.add(voice.gpt_cond_latent, engine.tokenizer.encode("Hi.", "en"), SENTENCES[0][1])
+    short = decoder.add(
+        voice.gpt_cond_latent, engine.tokenizer.encode("Hi.", "en"), SENTENCES[0][1]
+    )
     while short.prefilling:
         decoder.step()
     long_ids = engine.tokenizer.encode(SENTENCES[1][0], "en")
@@ -162,3 +164,15 @@ def test_bad_sizes(engine: XttsEngine, voice: Voice) -> None:
     with pytest.raises(ParameterError, match="does not fit the 40 positions"):
         decoder.add(voice.gpt_cond_latent, [5, 6, 7], SamplingParams(max_new_codes=10))
     assert decoder.free_slots == 1  # nothing was taken
+
+
+def test_streams_sampled_in_one_group_keep_their_own_rng(engine: XttsEngine, voice: Voice) -> None:
+    text = "Same settings, different seeds."
+    ids = engine.tokenizer.encode(text, "en")
+    seeds = (11, 12, 13)
+    params = [SamplingParams(seed=seed, max_new_codes=20) for seed in seeds]
+    decoder = BatchDecoder(engine.model.gpt, max_streams=3)
+    streams, _ = run(decoder, {0: [(ids, p) for p in params]}, voice)
+    solo = [alone(engine, voice, text, p)[0] for p in params]
+    assert [s.codes for s in streams] == solo
+    assert len({tuple(codes) for codes in solo}) == 3  # the seeds do matter

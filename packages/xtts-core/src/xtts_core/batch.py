@@ -21,6 +21,7 @@ What it does not do: vocoding (each stream's latents go to its own
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import deque
 from dataclasses import dataclass
@@ -91,12 +92,22 @@ class BatchedStream:
         """The forward of the newest position gave these (1, C) latents and (1, V) logits."""
         self._latents, self._logits = latents, logits
 
-    def draw(self, stop_code: int) -> StepOutput:
-        """Sample the next code exactly as :class:`~xtts_core.generate.CodeStream` does."""
-        assert self._logits is not None and self._latents is not None
-        params = self.params
-        scores = process_logits(self._logits, self._seen, len(self.codes), params, stop_code)
-        value = int(sample(scores, params, self._generator).item())
+    def sampling_key(self, stop_code: int) -> tuple[SamplingParams, bool]:
+        """Streams with equal keys have their logits processed together: the same parameters
+        (seed aside: each stream keeps its own generator) and the same min-length state."""
+        params = dataclasses.replace(self.params, seed=None)
+        return params, len(self.codes) < self.params.min_new_codes
+
+    def pending(self) -> tuple[Tensor, Tensor]:
+        """Logits (1, V) of the newest position and the codes seen so far (1, V), to process."""
+        assert self._logits is not None
+        return self._logits, self._seen
+
+    def take(self, scores: Tensor, stop_code: int) -> StepOutput:
+        """Draw the next code from this stream's processed ``scores`` (1, V), with its own RNG,
+        exactly as :class:`~xtts_core.generate.CodeStream` does."""
+        assert self._latents is not None
+        value = int(sample(scores, self.params, self._generator).item())
         self.codes.append(value)
         self._seen[0, value] = True
         done = value == stop_code or len(self.codes) == self.max_new
@@ -207,7 +218,7 @@ class BatchDecoder:
     @torch.inference_mode()
     def step(self) -> list[StepOutput]:
         """Draw one code per decoding stream, feed them in one forward, then prefill a chunk."""
-        outputs = [stream.draw(self.model.cfg.stop_audio_token) for stream in self._decoding]
+        outputs = self._draw()
         feeding = [o.stream for o in outputs if not o.finished]
         for output in outputs:
             if output.finished:
@@ -217,6 +228,23 @@ class BatchDecoder:
             self._feed(feeding)
         self._prefill()
         return outputs
+
+    def _draw(self) -> list[StepOutput]:
+        """Process the logits of streams that sample alike in one call per group (the top-k, sort
+        and softmax over 8194 codes dominate a step's sampling), then draw per stream."""
+        stop = self.model.cfg.stop_audio_token
+        groups: dict[tuple[SamplingParams, bool], list[BatchedStream]] = {}
+        for stream in self._decoding:
+            groups.setdefault(stream.sampling_key(stop), []).append(stream)
+        drawn: dict[int, StepOutput] = {}
+        for (params, _), streams in groups.items():
+            pending = [s.pending() for s in streams]
+            logits = torch.cat([p[0] for p in pending])
+            seen = torch.cat([p[1] for p in pending])
+            scores = process_logits(logits, seen, len(streams[0].codes), params, stop)
+            for i, stream in enumerate(streams):
+                drawn[stream.id] = stream.take(scores[i : i + 1], stop)
+        return [drawn[stream.id] for stream in self._decoding]
 
     def _feed(self, streams: list[BatchedStream]) -> None:
         streams = sorted(streams, key=lambda s: s.row)  # consecutive rows read as a view
