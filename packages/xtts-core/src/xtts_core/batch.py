@@ -103,11 +103,14 @@ class BatchedStream:
         assert self._logits is not None
         return self._logits, self._seen
 
-    def take(self, scores: Tensor, stop_code: int) -> StepOutput:
-        """Draw the next code from this stream's processed ``scores`` (1, V), with its own RNG,
-        exactly as :class:`~xtts_core.generate.CodeStream` does."""
+    def draw(self, scores: Tensor) -> Tensor:
+        """Draw the next code (1,) from this stream's processed ``scores`` (1, V) with its own
+        RNG, exactly as :class:`~xtts_core.generate.CodeStream` does."""
+        return sample(scores, self.params, self._generator)
+
+    def accept(self, value: int, stop_code: int) -> StepOutput:
+        """Record the drawn code; the output carries the latent of the position that made it."""
         assert self._latents is not None
-        value = int(sample(scores, self.params, self._generator).item())
         self.codes.append(value)
         self._seen[0, value] = True
         done = value == stop_code or len(self.codes) == self.max_new
@@ -236,14 +239,17 @@ class BatchDecoder:
         groups: dict[tuple[SamplingParams, bool], list[BatchedStream]] = {}
         for stream in self._decoding:
             groups.setdefault(stream.sampling_key(stop), []).append(stream)
-        drawn: dict[int, StepOutput] = {}
+        order: list[BatchedStream] = []
+        codes: list[Tensor] = []
         for (params, _), streams in groups.items():
             pending = [s.pending() for s in streams]
             logits = torch.cat([p[0] for p in pending])
             seen = torch.cat([p[1] for p in pending])
             scores = process_logits(logits, seen, len(streams[0].codes), params, stop)
-            for i, stream in enumerate(streams):
-                drawn[stream.id] = stream.take(scores[i : i + 1], stop)
+            order += streams
+            codes += [stream.draw(scores[i : i + 1]) for i, stream in enumerate(streams)]
+        values = torch.cat(codes).tolist() if codes else []  # one device sync per step
+        drawn = {s.id: s.accept(v, stop) for s, v in zip(order, values, strict=True)}
         return [drawn[stream.id] for stream in self._decoding]
 
     def _feed(self, streams: list[BatchedStream]) -> None:
