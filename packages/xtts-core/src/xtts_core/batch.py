@@ -92,7 +92,7 @@ class BatchedStream:
         """The forward of the newest position gave these (1, C) latents and (1, V) logits."""
         self._latents, self._logits = latents, logits
 
-    def sampling_key(self, stop_code: int) -> tuple[SamplingParams, bool]:
+    def sampling_key(self) -> tuple[SamplingParams, bool]:
         """Streams with equal keys have their logits processed together: the same parameters
         (seed aside: each stream keeps its own generator) and the same min-length state."""
         params = dataclasses.replace(self.params, seed=None)
@@ -238,7 +238,7 @@ class BatchDecoder:
         stop = self.model.cfg.stop_audio_token
         groups: dict[tuple[SamplingParams, bool], list[BatchedStream]] = {}
         for stream in self._decoding:
-            groups.setdefault(stream.sampling_key(stop), []).append(stream)
+            groups.setdefault(stream.sampling_key(), []).append(stream)
         order: list[BatchedStream] = []
         codes: list[Tensor] = []
         for (params, _), streams in groups.items():
