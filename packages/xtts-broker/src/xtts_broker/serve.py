@@ -1,0 +1,145 @@
+"""Running the broker: Hypercorn embedded with a drain on SIGTERM/SIGINT, and the command line.
+
+``xtts-broker`` (or ``python -m xtts_broker``) reads the settings from ``--config`` or
+``XTTS_BROKER_CONFIG_FILE`` and serves until SIGTERM/SIGINT. Shutdown: stop taking streams
+(``/ready`` fails, new clients get 1001), let open streams run up to
+``service.graceful_timeout_s``, close the rest with 1001, then stop Hypercorn. Works from any
+directory (the original only started from inside its own folder, original-spec.md §3.1).
+
+``xtts-broker hash-key`` reads API keys from stdin, one a line, and prints the ``sha256:…`` form
+for ``auth.api_key_hashes`` (stdin, so keys stay out of shell history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import logging.config
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from xtts_broker.__about__ import __version__
+from xtts_broker.app import create_app
+from xtts_broker.settings import BrokerSettings, load_broker_settings
+from xtts_broker.state import BrokerState
+from xtts_core.cluster import hash_api_key
+from xtts_core.errors import SettingsError
+
+__all__ = ["hypercorn_config", "main", "run_broker"]
+
+logger = logging.getLogger(__name__)
+
+_LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d msg=%(message)s"
+
+
+def hypercorn_config(settings: BrokerSettings, sock: socket.socket | None = None) -> Config:
+    """Hypercorn's config from ours; ``sock`` (bound, not yet listening) replaces
+    ``service.host:port`` and is handed over: Hypercorn owns and closes its file descriptor."""
+    config = Config()
+    service = settings.service
+    if sock is not None:
+        config.bind = [f"fd://{sock.detach()}"]
+    else:
+        host = f"[{service.host}]" if ":" in service.host else service.host
+        config.bind = [f"{host}:{service.port}"]
+    # Our drain already waited for streams; Hypercorn only needs to finish the last writes.
+    config.graceful_timeout = 1.0
+    config.websocket_max_message_size = service.websocket_max_message_size
+    config.websocket_ping_interval = service.websocket_ping_interval_s
+    config.accesslog = None
+    return config
+
+
+async def run_broker(
+    settings: BrokerSettings,
+    shutdown: asyncio.Event,
+    *,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until ``shutdown`` is set, then drain (see the module docstring) and return.
+
+    Args:
+        settings: the broker's settings.
+        shutdown: set it to stop (``main`` sets it on SIGTERM/SIGINT).
+        sock: a bound listening socket to serve on (tests bind port 0); Hypercorn takes it over.
+    """
+    app = create_app(settings)
+
+    async def trigger() -> None:
+        await shutdown.wait()
+        state: BrokerState = app.state.broker
+        logger.info(
+            "shutting down: draining streams for up to %.1f s", settings.service.graceful_timeout_s
+        )
+        await state.drain(settings.service.graceful_timeout_s)
+
+    config = hypercorn_config(settings, sock)
+    logger.info(
+        "xtts-broker %s on %s, strategy %s", __version__, config.bind[0], settings.service.strategy
+    )
+    await serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+
+
+def _configure_logging(path: Path | None) -> None:
+    if path is None:
+        logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+        return
+    try:
+        logging.config.dictConfig(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"xtts-broker: cannot use log config {path}: {exc}") from exc
+
+
+async def _serve_until_signalled(settings: BrokerSettings) -> None:
+    shutdown = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, shutdown.set)
+    await run_broker(settings, shutdown)
+
+
+def _hash_keys() -> int:
+    lines = [line.strip() for line in sys.stdin if line.strip()]
+    if not lines:
+        print("xtts-broker hash-key: no key on stdin", file=sys.stderr)
+        return 2
+    for key in lines:
+        print(hash_api_key(key))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``xtts-broker``; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="xtts-broker", description="One front door for many xtts balancers."
+    )
+    parser.add_argument("--version", action="version", version=f"xtts-broker {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="YAML settings (default: $XTTS_BROKER_CONFIG_FILE)"
+    )
+    parser.add_argument("--log-config", type=Path, help="logging dictConfig as JSON")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "hash-key"],
+        default="serve",
+        help="serve (default) or hash-key: print sha256 hashes of API keys read from stdin",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "hash-key":
+        return _hash_keys()
+    _configure_logging(args.log_config)
+    try:
+        settings = load_broker_settings(args.config)
+    except SettingsError as exc:
+        print(f"xtts-broker: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_serve_until_signalled(settings))
+    return 0

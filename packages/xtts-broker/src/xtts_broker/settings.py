@@ -1,0 +1,174 @@
+"""The broker's settings: one pydantic-settings model from YAML plus ``XTTS_BROKER_*`` overrides.
+
+The file is the one named by ``XTTS_BROKER_CONFIG_FILE`` (or ``--config``); an env variable such
+as ``XTTS_BROKER_SERVICE__PORT=19001`` overrides a key (``__`` between levels). The original's
+keys (``service.host/port/strategy/balancer_timeout_seconds``, original-spec.md §4.2) keep their
+names and meaning; ``cluster``, ``auth`` and ``routing`` are new. Every key is documented in
+``configs/broker.example.yaml``. Unknown keys are errors that name the key
+(:mod:`xtts_core.settings`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from xtts_core.cluster import DEFAULT_MAX_SKEW_S, ApiKeys
+from xtts_core.settings import ServiceSettings, SettingsSection, load_settings
+
+__all__ = [
+    "AuthSection",
+    "BrokerSettings",
+    "ClusterSection",
+    "RoutingSection",
+    "ServiceSection",
+    "Strategy",
+    "is_loopback_host",
+    "load_broker_settings",
+]
+
+Strategy = Literal["deep", "wide", "random"]
+
+#: The protocol's frames are small JSON; anything far larger is abuse (the SDK's limit is 1 MiB).
+_DEFAULT_MAX_MESSAGE = 1024 * 1024
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine only: a loopback address or ``localhost``."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class ServiceSection(SettingsSection):
+    """Where the broker listens and how it picks a balancer (the original's block)."""
+
+    host: str = "0.0.0.0"
+    """Bind address. A broker bound off loopback refuses balancers that advertise loopback."""
+    port: int = Field(default=19000, ge=1, le=65535)
+    """Port of the client websockets, the cluster endpoints and /health, /ready, /metrics."""
+    strategy: Strategy = "deep"
+    """``deep``: fill the fullest balancer first; ``wide``: spread; ``random``."""
+    balancer_timeout_seconds: float = Field(default=2.0, gt=0)
+    """HTTP timeout of a ``/workers/idle`` probe of a balancer whose heartbeat is stale."""
+    graceful_timeout_s: float = Field(default=10.0, ge=0)
+    """On SIGTERM/SIGINT: how long running streams may continue before they are closed (1001)."""
+    websocket_max_message_size: int = Field(default=_DEFAULT_MAX_MESSAGE, ge=1024)
+    """Largest client frame accepted, in bytes; bigger ones close the stream (1009)."""
+    websocket_ping_interval_s: float | None = Field(default=20.0, gt=0)
+    """Ping idle client sockets this often to notice dead peers; ``null`` turns pings off."""
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether the broker only listens on this machine (tests, single-host setups)."""
+        return is_loopback_host(self.host)
+
+
+class ClusterSection(SettingsSection):
+    """How balancers prove themselves and how long the broker trusts their heartbeats."""
+
+    secret: SecretStr
+    """Shared secret of broker and balancers (at least 16 characters). Balancers sign their
+    registrations with it; the broker signs every stream it opens to a balancer."""
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    """Interval the broker asks balancers to heartbeat at (sent in the registration reply)."""
+    heartbeat_ttl_s: float = Field(default=15.0, gt=0)
+    """No heartbeat for this long: the balancer is unhealthy and gets no new streams."""
+    removal_grace_s: float = Field(default=120.0, gt=0)
+    """No heartbeat for this long: the balancer is removed and must register again."""
+    capacity_fresh_s: float | None = Field(default=None, gt=0)
+    """A heartbeat's idle count is trusted for this long; older ones are re-probed on demand.
+    Default: ``heartbeat_interval_s`` plus one second."""
+    max_clock_skew_s: float = Field(default=DEFAULT_MAX_SKEW_S, gt=0)
+    """Largest accepted clock difference in signed requests."""
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (generate one: openssl rand -hex 32)")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ClusterSection:
+        if self.heartbeat_ttl_s <= self.heartbeat_interval_s:
+            raise ValueError(
+                f"heartbeat_ttl_s ({self.heartbeat_ttl_s:g}) must exceed heartbeat_interval_s "
+                f"({self.heartbeat_interval_s:g}), or every balancer flaps"
+            )
+        if self.removal_grace_s < self.heartbeat_ttl_s:
+            raise ValueError(
+                f"removal_grace_s ({self.removal_grace_s:g}) must be at least heartbeat_ttl_s "
+                f"({self.heartbeat_ttl_s:g})"
+            )
+        return self
+
+    @property
+    def fresh_for_s(self) -> float:
+        """How long a reported idle count is trusted before a probe."""
+        if self.capacity_fresh_s is not None:
+            return self.capacity_fresh_s
+        return self.heartbeat_interval_s + 1.0
+
+
+class AuthSection(SettingsSection):
+    """Client authentication at the broker (ElevenLabs' ``xi-api-key``)."""
+
+    enabled: bool = True
+    """Check client keys. ``false`` lets anyone stream: for local use only."""
+    api_key_hashes: list[str] = Field(default_factory=list)
+    """Accepted keys, hashed: ``sha256:<hex>`` (print one with ``xtts-broker hash-key``)."""
+    first_message_timeout_s: float = Field(default=20.0, gt=0)
+    """A client that sends its key in the first message must send that message within this."""
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hashes(cls, value: list[str]) -> list[str]:
+        ApiKeys(value)  # raises a ValueError naming the malformed entry
+        return value
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> AuthSection:
+        if self.enabled and not self.api_key_hashes:
+            raise ValueError(
+                "auth is enabled but api_key_hashes is empty; add hashed keys "
+                "(xtts-broker hash-key) or set auth.enabled: false for local use"
+            )
+        return self
+
+
+class RoutingSection(SettingsSection):
+    """Retries and timeouts of one client's route to a balancer."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Balancers tried per stream before the client gets "no capacity" (1013)."""
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    """Timeout of the websocket handshake with a balancer."""
+
+
+class BrokerSettings(ServiceSettings):
+    """Everything the broker reads at start; see ``configs/broker.example.yaml``."""
+
+    model_config = SettingsConfigDict(env_prefix="XTTS_BROKER_")
+
+    service: ServiceSection = ServiceSection()
+    cluster: ClusterSection
+    auth: AuthSection
+    """Required, so that a forgotten block never means "no client authentication"."""
+    routing: RoutingSection = RoutingSection()
+
+
+def load_broker_settings(path: str | None = None) -> BrokerSettings:
+    """The broker's settings from ``path`` or ``XTTS_BROKER_CONFIG_FILE`` plus the environment.
+
+    Raises:
+        xtts_core.errors.SettingsError: one line naming the file and every bad field.
+    """
+    return load_settings(BrokerSettings, path)

@@ -1,0 +1,63 @@
+"""``python -m xtts_broker`` as a process: starts from any directory, stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from broker_servers import SECRET
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.timeout(60)
+def test_module_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    config = tmp_path / "broker.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "service": {"host": "127.0.0.1", "port": port, "graceful_timeout_s": 0.5},
+                "cluster": {"secret": SECRET},
+                "auth": {"enabled": False},
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xtts_broker", "--config", str(config)],
+        cwd=tmp_path,  # the original only started from inside its own folder
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(300):
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()[0]
+                time.sleep(0.05)
+        else:
+            pytest.fail("the broker did not start")
+        assert health.json()["status"] == "ok"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert "shutting down" in output
