@@ -69,7 +69,9 @@ def test_cancel_ends_the_job_and_frees_its_slot(
 ) -> None:
     engine = engine_fast_vocoder
     with BatchScheduler(engine, max_streams=1) as scheduler:
-        victim = scheduler.submit("A long sentence that we stop early.", "en", voice, forced(200, 1))
+        victim = scheduler.submit(
+            "A long sentence that we stop early.", "en", voice, forced(200, 1)
+        )
         waiting = scheduler.submit("Next.", "en", voice, forced(8, 2))
         first = victim.get(timeout=60)
         assert first is not None

@@ -170,7 +170,9 @@ class BatchScheduler:
                 self._drop_cancelled()
                 self._step()
             except Exception as exc:  # a failed step must not leave any caller waiting forever
-                logger.exception("batched decode step failed; failing its %d jobs", len(self._active))
+                logger.exception(
+                    "batched decode step failed; failing its %d jobs", len(self._active)
+                )
                 self._fail_all(exc)
         self._fail_all(JobCancelledError("the scheduler was closed"), include_waiting=True)
 
