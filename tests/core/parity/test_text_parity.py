@@ -84,3 +84,26 @@ def test_where_the_reference_raises_we_do_not(
     with pytest.raises(Exception):  # noqa: B017 - whatever num2words raises
         reference.preprocess_text(text, lang)
     assert normalize(text, lang) == expected
+
+
+def test_chinese_quantity_too_long_for_the_reference_is_read_its_way() -> None:
+    """The reference reads a quantity recursively, once per 44 digits, and a number of tens of
+    thousands of digits exceeds Python's recursion limit. (Through ``preprocess_text`` such a
+    string also takes the reference minutes, its patterns being quadratic in the run length.)
+    Ours reads it without recursion, exactly as the reference does when given the stack."""
+    import sys
+
+    from TTS.tts.layers.xtts.zh_num2words import Cardinal
+
+    from xtts_core.text.chinese import spell_quantity
+
+    number = "120" * 20_000
+    with pytest.raises(RecursionError):
+        Cardinal(cardinal=number).cardinal2chntext()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + 5_000)
+    try:
+        expected = Cardinal(cardinal=number).cardinal2chntext()
+    finally:
+        sys.setrecursionlimit(limit)
+    assert spell_quantity(number) == expected

@@ -5,7 +5,9 @@ xtts-reference.md §1.6) for the languages of its multilingual cleaner: ``"`` dr
 capitals ``İ Ö Ü`` mapped, lower-cased, numbers spelt (:mod:`~xtts_core.text.numbers`),
 abbreviations (:mod:`~xtts_core.text.abbreviations`) and symbols
 (:mod:`~xtts_core.text.symbols`) expanded, whitespace collapsed; Korean is then romanised
-(``ko_speech_tools.hangul_romanize``, as the reference does). Japanese skips all of that, as in
+(``ko_speech_tools.hangul_romanize``, as the reference does). Chinese numbers are read by
+:mod:`~xtts_core.text.chinese` instead (it also turns punctuation into commas), and the result is
+then written in tone-numbered pinyin. Japanese skips all of that, as in
 the reference: cutlet turns it into Hepburn romaji (numbers stay digits), then it is lower-cased.
 It never raises.
 """
@@ -26,12 +28,14 @@ if TYPE_CHECKING:
     from cutlet import Cutlet
 
 from xtts_core.text.abbreviations import ABBREVIATIONS  # noqa: E402
+from xtts_core.text.chinese import normalize_numbers, to_pinyin  # noqa: E402
 from xtts_core.text.numbers import expand_numbers  # noqa: E402
 from xtts_core.text.symbols import SYMBOL_ORDER, SYMBOL_WORDS  # noqa: E402
 
 #: Languages normalised as the reference does.
 NORMALIZED_LANGUAGES: tuple[str, ...] = (
     "en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "hu", "hi", "ko", "ja",
+    "zh",
 )  # fmt: skip
 
 _TURKISH_CAPITALS = str.maketrans({"İ": "i", "Ö": "ö", "Ü": "ü"})
@@ -47,7 +51,8 @@ def normalize(text: str, language: str) -> str:
     text = text.replace('"', "")
     if language == "tr":
         text = text.translate(_TURKISH_CAPITALS)
-    text = expand_numbers(text.lower(), language)
+    text = text.lower()
+    text = normalize_numbers(text) if language == "zh" else expand_numbers(text, language)
     for pattern, spoken in _abbreviation_patterns(language):
         text = pattern.sub(spoken, text)
     for symbol, word in zip(SYMBOL_ORDER, SYMBOL_WORDS[language], strict=True):
@@ -55,6 +60,8 @@ def normalize(text: str, language: str) -> str:
     text = collapse_whitespace(text)
     if language == "ko":
         text = hangul_romanize(text)
+    elif language == "zh":
+        text = to_pinyin(text)
     return text
 
 
