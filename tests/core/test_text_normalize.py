@@ -116,3 +116,9 @@ def test_normalize_never_raises_on_arbitrary_unicode(text: str, lang: str) -> No
 )
 def test_normalize_never_raises_on_number_soup(text: str, lang: str) -> None:
     assert isinstance(normalize(text, lang), str)
+
+
+def test_japanese_romaji_is_whitespace_collapsed() -> None:
+    # cutlet alone gives "0  0" here; the reference keeps that double space, we do not
+    assert normalize("0¡¡0", "ja") == "0 0"
+    assert normalize("今日は良い天気ですね。", "ja") == "kyou wa yoi tenki desu ne."

@@ -8,7 +8,8 @@ abbreviations (:mod:`~xtts_core.text.abbreviations`) and symbols
 (``ko_speech_tools.hangul_romanize``, as the reference does). Chinese numbers are read by
 :mod:`~xtts_core.text.chinese` instead (it also turns punctuation into commas), and the result is
 then written in tone-numbered pinyin. Japanese skips all of that, as in
-the reference: cutlet turns it into Hepburn romaji (numbers stay digits), then it is lower-cased.
+the reference: cutlet turns it into Hepburn romaji (numbers stay digits), then it is lower-cased
+(and whitespace-collapsed, which the reference omits).
 It never raises.
 """
 
@@ -47,7 +48,9 @@ def normalize(text: str, language: str) -> str:
     if language not in NORMALIZED_LANGUAGES:
         return collapse_whitespace(text.lower())
     if language == "ja":
-        return str(_romaji_converter().romaji(text)).lower()
+        # The reference stops at lower(); cutlet leaves a double space around some symbols
+        # ("0¡¡0" -> "0  0"), which would become two [SPACE] tokens, so we also collapse.
+        return collapse_whitespace(str(_romaji_converter().romaji(text)).lower())
     text = text.replace('"', "")
     if language == "tr":
         text = text.translate(_TURKISH_CAPITALS)
