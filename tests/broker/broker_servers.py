@@ -1,5 +1,5 @@
 """Real servers for the broker tests: any ASGI app, or the broker itself, under Hypercorn on
-127.0.0.1 with an ephemeral port bound before start (no port race)."""
+127.0.0.1 with an ephemeral port bound before start (no port race), and throwaway TLS files."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import trustme
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.typing import Framework
@@ -40,6 +43,27 @@ def make_settings(**sections: dict[str, Any]) -> BrokerSettings:
     for name, overrides in sections.items():
         values[name] = {**values.get(name, {}), **overrides}
     return BrokerSettings(**values)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway CA and a certificate it signed for 127.0.0.1, as PEM files."""
+
+    ca: Path
+    certfile: Path
+    keyfile: Path
+
+
+def write_tls_files(directory: Path) -> TlsFiles:
+    """A fresh ``trustme`` CA and a server certificate for 127.0.0.1 and localhost, written to
+    ``directory`` (certificate and key apart, as ``service.tls_certfile``/``tls_keyfile``)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    ca.cert_pem.write_to_path(str(files.ca))
+    cert.cert_chain_pems[0].write_to_path(str(files.certfile))
+    cert.private_key_pem.write_to_path(str(files.keyfile))
+    return files
 
 
 def _bound_socket(port: int = 0) -> tuple[socket.socket, int]:
@@ -84,7 +108,8 @@ async def serve_app(app: Framework) -> AsyncIterator[int]:
 
 @contextlib.asynccontextmanager
 async def serve_broker(settings: BrokerSettings, port: int = 0) -> AsyncIterator[str]:
-    """Run the broker as ``xtts-broker`` does (with its drain); yields ``http://127.0.0.1:port``.
+    """Run the broker as ``xtts-broker`` does (with its drain); yields ``http://127.0.0.1:port``,
+    or ``https://`` when the settings name TLS files.
 
     ``port`` reuses a port (a broker restart); 0 picks a free one."""
     sock, port = _bound_socket(port)
@@ -92,7 +117,7 @@ async def serve_broker(settings: BrokerSettings, port: int = 0) -> AsyncIterator
     task = asyncio.create_task(run_broker(settings, shutdown, sock=sock))
     try:
         await _wait_listening(port, task)
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if settings.service.tls else 'http'}://127.0.0.1:{port}"
     finally:
         shutdown.set()
         await task

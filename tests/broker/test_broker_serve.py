@@ -1,18 +1,24 @@
-"""``python -m xtts_broker`` as a process: starts from any directory, stops cleanly on SIGTERM."""
+"""``python -m xtts_broker`` as a process: starts from any directory, stops cleanly on SIGTERM;
+and the filter that keeps a known Hypercorn TLS close race out of the error log."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 from broker_servers import SECRET
+
+from xtts_broker.serve import _tls_close_filter
 
 
 def _free_port() -> int:
@@ -61,3 +67,26 @@ def test_module_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
     assert proc.returncode == 0, output
     assert "shutting down" in output
+
+
+def test_tls_close_filter_drops_only_the_close_notify_race() -> None:
+    seen: list[BaseException] = []
+
+    def previous(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        seen.append(context["exception"])
+
+    race = ssl.SSLError(1, "application data after close notify")
+    race.reason = "APPLICATION_DATA_AFTER_CLOSE_NOTIFY"
+    other_tls = ssl.SSLError(1, "certificate verify failed")
+    other_tls.reason = "CERTIFICATE_VERIFY_FAILED"
+    crash = RuntimeError("a real bug")
+    handler = _tls_close_filter(previous)
+    loop = asyncio.new_event_loop()
+    try:
+        for exc in (race, other_tls, crash):
+            handler(
+                loop, {"message": "Unhandled exception in client_connected_cb", "exception": exc}
+            )
+    finally:
+        loop.close()
+    assert seen == [other_tls, crash]

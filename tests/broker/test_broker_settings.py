@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
+from broker_servers import write_tls_files
 from pydantic import BaseModel
 
-from xtts_broker.serve import main
+from xtts_broker.serve import hypercorn_config, main
 from xtts_broker.settings import BrokerSettings, is_loopback_host, load_broker_settings
 from xtts_core.errors import SettingsError
 
@@ -136,3 +137,53 @@ def test_cli_hashes_keys_from_stdin(
     monkeypatch.setattr("sys.stdin", io.StringIO("example-client-key\n"))
     assert main(["hash-key"]) == 0
     assert capsys.readouterr().out.strip() in EXAMPLE.read_text()
+
+
+def _tls_settings(tmp_path: Path, **service: str) -> BrokerSettings:
+    return load_broker_settings(
+        _write(
+            tmp_path,
+            {"cluster": {"secret": "y" * 20}, "auth": {"enabled": False}, "service": service},
+        )
+    )
+
+
+def test_tls_files_load_and_reach_hypercorn(tmp_path: Path) -> None:
+    tls = write_tls_files(tmp_path)
+    settings = _tls_settings(tmp_path, tls_certfile=str(tls.certfile), tls_keyfile=str(tls.keyfile))
+    assert settings.service.tls
+    config = hypercorn_config(settings)
+    assert config.ssl_enabled
+    assert (config.certfile, config.keyfile) == (str(tls.certfile), str(tls.keyfile))
+    assert not _tls_settings(tmp_path).service.tls
+    assert not hypercorn_config(_tls_settings(tmp_path)).ssl_enabled
+
+
+@pytest.mark.parametrize(
+    ("service", "fragment"),
+    [
+        ({"tls_certfile": "{cert}"}, "tls_certfile and tls_keyfile must be set together"),
+        ({"tls_keyfile": "{key}"}, "tls_certfile and tls_keyfile must be set together"),
+        ({"tls_certfile": "{dir}/nope.pem", "tls_keyfile": "{key}"}, "nope.pem is not a file"),
+        ({"tls_certfile": "{cert}", "tls_keyfile": "{dir}"}, "is not a file"),
+        # Each file exists, but the key is not the certificate's.
+        ({"tls_certfile": "{cert}", "tls_keyfile": "{other_key}"}, "cannot load tls_certfile"),
+        ({"tls_certfile": "{key}", "tls_keyfile": "{key}"}, "cannot load tls_certfile"),
+    ],
+)
+def test_bad_tls_settings_name_the_key(
+    tmp_path: Path, service: dict[str, str], fragment: str
+) -> None:
+    tls = write_tls_files(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    paths = {
+        "cert": tls.certfile,
+        "key": tls.keyfile,
+        "other_key": write_tls_files(other).keyfile,
+        "dir": tmp_path,
+    }
+    with pytest.raises(SettingsError, match=r"broker\.yaml") as error:
+        _tls_settings(tmp_path, **{k: v.format(**paths) for k, v in service.items()})
+    assert "service" in str(error.value)
+    assert fragment in str(error.value)

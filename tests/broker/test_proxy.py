@@ -12,12 +12,13 @@ import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from broker_fake_balancer import FakeBalancer, audio_bytes
-from broker_servers import CLIENT_KEY, SECRET, make_settings, serve_broker
+from broker_servers import CLIENT_KEY, SECRET, make_settings, serve_broker, write_tls_files
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -426,8 +427,19 @@ async def test_ready_health_and_metrics() -> None:
 
 # The SDK reads ConnectionClosed.code, which websockets >= 13.1 deprecates.
 @pytest.mark.filterwarnings("ignore:ConnectionClosed.code is deprecated:DeprecationWarning")
-async def test_the_official_elevenlabs_sdk_streams_through_the_broker() -> None:
+async def test_the_official_elevenlabs_sdk_streams_through_the_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from elevenlabs.client import ElevenLabs  # elevenlabs==2.78.0, as the balancer tests pin
+
+    tls = write_tls_files(tmp_path)
+    # Served over TLS as in production: convert_realtime() always opens wss:// with websockets'
+    # default TLS context, which (like the SDK's default httpx client, trust_env on, and the
+    # fake balancer's registration client) takes its CA from SSL_CERT_FILE. No SDK internals.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca))
+    settings = make_settings(
+        service={"tls_certfile": str(tls.certfile), "tls_keyfile": str(tls.keyfile)}
+    )
 
     def pieces() -> Iterator[str]:
         yield "Hello from the SDK, "
@@ -435,15 +447,14 @@ async def test_the_official_elevenlabs_sdk_streams_through_the_broker() -> None:
 
     def run_sdk(broker: str) -> bytes:
         sdk = ElevenLabs(api_key=CLIENT_KEY, base_url=broker)
-        # convert_realtime() forces wss://; point its private WS base at ws:// (pinned version).
-        sdk.text_to_speech._ws_base_url = broker.replace("http://", "ws://")  # type: ignore[attr-defined]
         stream = sdk.text_to_speech.convert_realtime(
             voice_id="v", text=pieces(), output_format="pcm_16000"
         )
         return b"".join(stream)
 
     b1 = FakeBalancer("b1", SECRET)
-    async with cluster(make_settings(), b1) as broker:
+    async with cluster(settings, b1) as broker:
+        assert broker.startswith("https://")
         audio = await asyncio.to_thread(run_sdk, broker)
     assert audio.startswith(b"b1:Hello")
     assert audio.replace(b"b1:", b"").decode() == "Hello from the SDK, through the broker. "

@@ -19,8 +19,11 @@ import logging
 import logging.config
 import signal
 import socket
+import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -54,7 +57,35 @@ def hypercorn_config(settings: BrokerSettings, sock: socket.socket | None = None
     config.websocket_max_message_size = service.websocket_max_message_size
     config.websocket_ping_interval = service.websocket_ping_interval_s
     config.accesslog = None
+    if service.tls_certfile is not None and service.tls_keyfile is not None:
+        config.certfile = str(service.tls_certfile)
+        config.keyfile = str(service.tls_keyfile)
     return config
+
+
+_LoopExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+
+def _tls_close_filter(previous: _LoopExceptionHandler | None) -> _LoopExceptionHandler:
+    """A loop exception handler that drops one known-harmless TLS error, passing on the rest.
+
+    Hypercorn closes a TLS connection right after it sends a websocket close frame; when the
+    client's close frame arrives after that, ``wait_closed`` raises
+    ``APPLICATION_DATA_AFTER_CLOSE_NOTIFY`` out of Hypercorn's connection task
+    (pgjones/hypercorn#261). The stream had already ended cleanly, so an error-level traceback
+    for it would only alarm operators; it is logged at debug level instead.
+    """
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, ssl.SSLError) and exc.reason == "APPLICATION_DATA_AFTER_CLOSE_NOTIFY":
+            logger.debug("client sent data after the TLS close; connection dropped: %s", exc)
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    return handle
 
 
 async def run_broker(
@@ -82,9 +113,21 @@ async def run_broker(
 
     config = hypercorn_config(settings, sock)
     logger.info(
-        "xtts-broker %s on %s, strategy %s", __version__, config.bind[0], settings.service.strategy
+        "xtts-broker %s on %s (%s), strategy %s",
+        __version__,
+        config.bind[0],
+        "https/wss" if settings.service.tls else "http/ws",
+        settings.service.strategy,
     )
-    await serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    if settings.service.tls:
+        loop.set_exception_handler(_tls_close_filter(previous))
+    try:
+        await serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the last connection tasks' done callbacks report here
+    finally:
+        loop.set_exception_handler(previous)
 
 
 def _configure_logging(path: Path | None) -> None:

@@ -11,6 +11,8 @@ names and meaning; ``cluster``, ``auth`` and ``routing`` are new. Every key is d
 from __future__ import annotations
 
 import ipaddress
+import ssl
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -64,6 +66,37 @@ class ServiceSection(SettingsSection):
     """Largest client frame accepted, in bytes; bigger ones close the stream (1009)."""
     websocket_ping_interval_s: float | None = Field(default=20.0, gt=0)
     """Ping idle client sockets this often to notice dead peers; ``null`` turns pings off."""
+    tls_certfile: Path | None = None
+    """PEM certificate (chain): serve https/wss, which the official SDK's realtime helper needs."""
+    tls_keyfile: Path | None = None
+    """PEM private key of ``tls_certfile``; set both or neither."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServiceSection:
+        # Checked here, not when Hypercorn binds: a typo should fail as a settings error that
+        # names the key, before the broker announces an address it cannot serve.
+        if self.tls_certfile is None and self.tls_keyfile is None:
+            return self
+        if self.tls_certfile is None or self.tls_keyfile is None:
+            raise ValueError("tls_certfile and tls_keyfile must be set together")
+        for key, path in (("tls_certfile", self.tls_certfile), ("tls_keyfile", self.tls_keyfile)):
+            if not path.is_file():
+                raise ValueError(f"{key} {path} is not a file")
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                self.tls_certfile, self.tls_keyfile
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(
+                f"cannot load tls_certfile {self.tls_certfile} with tls_keyfile "
+                f"{self.tls_keyfile}: {exc}"
+            ) from exc
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the broker serves https/wss."""
+        return self.tls_certfile is not None
 
     @property
     def on_loopback(self) -> bool:
