@@ -1,0 +1,144 @@
+"""``xtts model``: write random test checkpoints, check checkpoint folders, download XTTS-v2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from xtts_cli.commands.download import download
+from xtts_cli.console import info
+from xtts_cli.errors import CliError, UsageError
+from xtts_cli.options import (
+    CheckpointOption,
+    ConfigOption,
+    JsonOption,
+    ModelSource,
+    SpeakersOption,
+    TokenizerOption,
+)
+from xtts_cli.output import check_writable_dir
+
+if TYPE_CHECKING:
+    from xtts_cli.options import ModelFiles
+
+app = typer.Typer(help="Model tools: test checkpoints, checks, downloads.", no_args_is_help=True)
+app.command("download")(download)
+
+CHECKPOINT_FILES = ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth")
+
+
+class Size(str, Enum):
+    """Sizes of the random checkpoint writer (the vocoder is always release size)."""
+
+    tiny = "tiny"
+    mid = "mid"
+    release = "release"
+
+
+@app.command("make-test-checkpoint")
+def make_test_checkpoint(
+    directory: Annotated[Path, typer.Argument(help="Folder to write (created if missing).")],
+    size: Annotated[
+        Size, typer.Option("--size", help="tiny: tests; release: benchmarks (~1.9 GB).")
+    ] = Size.tiny,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every random weight.")] = 0,
+    legacy: Annotated[
+        bool,
+        typer.Option(
+            "--legacy",
+            help="The released file's legacy form: pickled config, weight_g/weight_v names.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a checkpoint already there.")
+    ] = False,
+) -> None:
+    """Write a checkpoint with RANDOM weights: it speaks noise, for demos, tests and benchmarks."""
+    existing = [name for name in CHECKPOINT_FILES if (directory / name).exists()]
+    if existing and not force:
+        raise UsageError(
+            f"{directory} already holds {', '.join(existing)}; pass --force to overwrite"
+        )
+    parent = directory.parent
+    check_writable_dir(parent)
+    from xtts_core.random_checkpoint import write_random_checkpoint
+
+    partial = Path(tempfile.mkdtemp(dir=parent, prefix=f".{directory.name}.partial-"))
+    try:
+        write_random_checkpoint(
+            partial,
+            size.value,
+            seed=seed,
+            weight_norm="legacy" if legacy else "parametrizations",
+            pickled_config=legacy,
+        )
+        directory.mkdir(exist_ok=True)
+        for name in CHECKPOINT_FILES:
+            (partial / name).replace(directory / name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    info(
+        f"wrote a {size.value} checkpoint with random weights to {directory}: it makes noise, "
+        "not speech (for demos, tests and benchmarks)"
+    )
+
+
+@app.command("check")
+def check(
+    directory: Annotated[Path | None, typer.Argument(help="Checkpoint folder.")] = None,
+    config: ConfigOption = None,
+    checkpoint: CheckpointOption = None,
+    tokenizer: TokenizerOption = None,
+    speakers: SpeakersOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a checkpoint: files present, config parses, tensors fit the config, all finite."""
+    files = ModelSource(directory, config, checkpoint, tokenizer, speakers).files()
+    summary = check_files(files)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    gpt = summary["gpt"]
+    typer.echo(f"{summary['model']}: OK")
+    typer.echo(
+        f"  GPT: {gpt['layers']} layers, width {gpt['width']}, {gpt['heads']} heads, "
+        f"{gpt['text_tokens']} text tokens, {gpt['audio_tokens']} audio codes"
+    )
+    typer.echo(f"  parameters: {summary['parameters']:,}; output {summary['sample_rate']} Hz")
+    typer.echo(f"  languages ({len(summary['languages'])}): {' '.join(summary['languages'])}")
+    typer.echo(f"  named speakers: {len(summary['speakers'])}")
+
+
+def check_files(files: ModelFiles) -> dict[str, Any]:
+    """Load the checkpoint on cpu (every check of the loader) and look for NaN/inf weights."""
+    import torch
+
+    from xtts_core.loader import load_checkpoint
+
+    loaded = load_checkpoint(files.checkpoint_files(), "cpu")
+    for name, tensor in loaded.model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CliError(f"{files.model}: tensor {name} holds NaN or infinite values")
+    gpt = loaded.config.gpt
+    return {
+        "model": str(files.model),
+        "files": {key: str(path) for key, path in vars(files).items() if path is not None},
+        "gpt": {
+            "layers": gpt.layers,
+            "width": gpt.width,
+            "heads": gpt.heads,
+            "text_tokens": gpt.number_text_tokens,
+            "audio_tokens": gpt.num_audio_tokens,
+        },
+        "parameters": sum(p.numel() for p in loaded.model.parameters()),
+        "sample_rate": loaded.config.decoder.output_sample_rate,
+        "languages": list(loaded.tokenizer.languages),
+        "speakers": sorted(loaded.speakers),
+        "size_bytes": sum(p.stat().st_size for p in vars(files).values() if p is not None),
+    }
