@@ -70,3 +70,50 @@ def test_rejects_integer_waveform() -> None:
 def test_rejects_bad_rates(rate: float) -> None:
     with pytest.raises(AudioError, match="positive integer"):
         resample(torch.zeros(1, 10), rate, 16000)  # type: ignore[arg-type]
+
+
+# --- StreamingResampler ----------------------------------------------------------------------------
+
+STREAM_PAIRS = [(24000, 16000), (24000, 8000), (24000, 22050), (24000, 44100), (24000, 48000)]
+
+
+@pytest.mark.parametrize(("orig", "new"), STREAM_PAIRS)
+@pytest.mark.parametrize("sizes", [[5000], [1, 2, 3, 500, 7, 1999], [300] * 9, [0, 17, 0, 4000]])
+def test_streaming_equals_one_shot(orig: int, new: int, sizes: list[int]) -> None:
+    from xtts_core.audio import StreamingResampler
+
+    torch.manual_seed(0)
+    wav = torch.randn(sum(sizes))
+    stream = StreamingResampler(orig, new)
+    parts, start = [], 0
+    for size in sizes:
+        parts.append(stream.push(wav[start : start + size]))
+        start += size
+    parts.append(stream.flush())
+    joined = torch.cat(parts)
+    expected = resample(wav, orig, new)
+    assert joined.shape == expected.shape
+    torch.testing.assert_close(joined, expected, atol=1e-5, rtol=0)
+
+
+def test_streaming_flush_resets_for_the_next_signal() -> None:
+    from xtts_core.audio import StreamingResampler
+
+    wav = torch.randn(999)
+    stream = StreamingResampler(24000, 16000)
+    first = torch.cat([stream.push(wav), stream.flush()])
+    second = torch.cat([stream.push(wav), stream.flush()])
+    assert torch.equal(first, second)
+
+
+def test_streaming_equal_rates_pass_through_and_bad_input_is_refused() -> None:
+    from xtts_core.audio import StreamingResampler
+
+    wav = torch.randn(10)
+    stream = StreamingResampler(24000, 24000)
+    assert stream.push(wav) is wav
+    assert stream.flush().numel() == 0
+    with pytest.raises(AudioError, match="1-D"):
+        StreamingResampler(24000, 16000).push(torch.zeros(1, 10))
+    with pytest.raises(AudioError, match="new_sr"):
+        StreamingResampler(24000, 0)

@@ -20,13 +20,14 @@ from xtts_core.audio.mel import (
     conditioning_mel_spectrogram,
     speaker_mel_spectrogram,
 )
-from xtts_core.audio.resample import resample
+from xtts_core.audio.resample import StreamingResampler, resample
 
 __all__ = [
     "SAVE_FORMATS",
     "MelScale",
     "MelSpectrogram",
     "Spectrogram",
+    "StreamingResampler",
     "conditioning_log_mel",
     "conditioning_mel_spectrogram",
     "load_audio",

@@ -7,8 +7,10 @@ windowed-sinc resampler at its defaults (``sinc_interp_hann``, ``lowpass_filter_
 depending on torchaudio at run time.
 
 What it does: a polyphase FIR (one strided ``conv1d``) on the last dimension, with the kernel cached
-per rate pair, dtype and device. What it does not do: other window types, fractional rates, or
-streaming (stateful, chunk-by-chunk) resampling.
+per rate pair, dtype and device; :class:`StreamingResampler` applies the same filter to audio that
+arrives in chunks, keeping the filter's history between them, so the chunks' outputs joined equal
+one :func:`resample` call on the joined input. What it does not do: other window types or
+fractional rates.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import Tensor
 
 from xtts_core.errors import AudioError
 
-__all__ = ["resample"]
+__all__ = ["StreamingResampler", "resample"]
 
 _ZERO_CROSSINGS = 6  # torchaudio's lowpass_filter_width
 _ROLLOFF = 0.99  # cutoff as a fraction of the lower Nyquist frequency
@@ -116,3 +118,73 @@ def resample(wav: Tensor, orig_sr: int, new_sr: int) -> Tensor:
     y = y.transpose(1, 2).reshape(x.shape[0], -1)  # (N, new * (T // orig + 1)), phases interleaved
     out_len = -(-length * new // orig)  # exact ceil(T * new / orig)
     return y[:, :out_len].reshape(*shape[:-1], out_len)  # (..., out_len)
+
+
+class StreamingResampler:
+    """:func:`resample` for a 1-D signal that arrives in chunks (e.g. streamed TTS audio).
+
+    Resampling each chunk on its own zero-pads both of its edges, which puts a click at every join;
+    this keeps the unconsumed input and emits each output sample once its whole filter window has
+    arrived. ``push(a) + push(b) + ... + flush()`` equals ``resample(cat(a, b, ...))`` (to float
+    rounding); ``flush`` zero-pads the end as :func:`resample` does and resets the state for the
+    next signal. Holds back about ``width`` input samples (6 zero crossings of the lower rate:
+    0.27 ms at 24 kHz -> 16 kHz). Not thread-safe; one instance per stream.
+    """
+
+    def __init__(self, orig_sr: int, new_sr: int) -> None:
+        """Prepare to resample from ``orig_sr`` to ``new_sr`` Hz (float32, cpu).
+
+        Raises:
+            AudioError: a rate is not a positive integer.
+        """
+        self.orig_sr = _check_rate("orig_sr", orig_sr)
+        self.new_sr = _check_rate("new_sr", new_sr)
+        gcd = math.gcd(self.orig_sr, self.new_sr)
+        self._orig, self._new = self.orig_sr // gcd, self.new_sr // gcd
+        self._kernel, self._width = _kernel(
+            self._orig, self._new, torch.float32, torch.device("cpu")
+        )
+        self._reset()
+
+    def _reset(self) -> None:
+        # Input not yet consumed, starting at the next block; begins with the left zero padding.
+        self._pending = torch.zeros(self._width)
+        self._received = 0  # input samples pushed since the last flush
+        self._emitted = 0  # output samples returned since the last flush
+
+    def push(self, samples: Tensor) -> Tensor:
+        """Add a chunk (1-D float) and return the output samples it completes (possibly none)."""
+        if samples.dim() != 1:
+            raise AudioError(
+                f"StreamingResampler takes 1-D chunks, got shape {tuple(samples.shape)}"
+            )
+        if self.orig_sr == self.new_sr:
+            return samples
+        self._pending = torch.cat([self._pending, samples.float().cpu()])
+        self._received += samples.shape[0]
+        return self._run(self._pending)
+
+    def flush(self) -> Tensor:
+        """Return the rest of the signal (the end zero-padded as :func:`resample` does) and reset."""
+        if self.orig_sr == self.new_sr:
+            return torch.zeros(0)
+        left = (
+            -(-self._received * self._new // self._orig) - self._emitted
+        )  # of ceil(T * new / orig)
+        padded = torch.cat([self._pending, torch.zeros(self._width + self._orig)])
+        out = self._run(padded)[: max(left, 0)]
+        self._reset()
+        return out
+
+    def _run(self, x: Tensor) -> Tensor:
+        """Emit every block whose window lies inside ``x``; keep the input from the next block on."""
+        size = self._kernel.shape[-1]  # 2 * width + orig
+        blocks = (x.shape[0] - size) // self._orig + 1 if x.shape[0] >= size else 0
+        if blocks == 0:
+            return torch.zeros(0)
+        used = x[: (blocks - 1) * self._orig + size]
+        y = F.conv1d(used[None, None], self._kernel, stride=self._orig)  # (1, new, blocks)
+        out = y[0].transpose(0, 1).reshape(-1)  # (blocks * new,), phases interleaved
+        self._pending = x[blocks * self._orig :]
+        self._emitted += out.shape[0]
+        return out

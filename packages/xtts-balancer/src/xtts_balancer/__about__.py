@@ -1,0 +1,3 @@
+"""Version of the xtts-balancer distribution (read by Hatch)."""
+
+__version__ = "0.1.0"

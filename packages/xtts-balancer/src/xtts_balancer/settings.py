@@ -1,0 +1,277 @@
+"""Balancer settings: one pydantic-settings model, from the YAML at ``XTTS_CONFIG_FILE`` plus env.
+
+The original system's keys are accepted where they still mean something (``service.host/port/
+instances/standalone_mode/broker_host/broker_port/log_dir``, ``model.directory/voices_dir/
+ref_file/language/device``); everything else is ours. Environment overrides use the prefix
+``XTTS_BALANCER_`` and ``__`` between levels (``XTTS_BALANCER_SERVICE__PORT=9000``). Unknown keys
+are errors naming the key, and every error names the file (see :mod:`xtts_core.settings`).
+``configs/balancer.example.yaml`` documents every key. Torch-free.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from xtts_core.cluster import DEFAULT_MAX_SKEW_S, ApiKeys, hash_api_key
+from xtts_core.protocol import OutputFormat
+from xtts_core.settings import ServiceSettings, SettingsSection
+
+__all__ = [
+    "AuthSection",
+    "BalancerSettings",
+    "ClusterSection",
+    "LimitsSection",
+    "ModelSection",
+    "QueueSection",
+    "ServiceSection",
+    "StreamSection",
+    "WorkersSection",
+    "hash_api_key",
+]
+
+#: Formats the balancer serves until mp3/opus encoders land with the API-surface issue.
+SERVED_CODECS = ("pcm", "ulaw", "alaw")
+
+
+class ServiceSection(SettingsSection):
+    """Where and how the server listens (``service:``)."""
+
+    host: str = "127.0.0.1"
+    """Bind address; ``0.0.0.0`` for every interface."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """Bind port; 0 picks a free one."""
+    instances: int = Field(default=1, ge=1)
+    """Worker processes to run (the original's key); each holds one model."""
+    standalone_mode: bool = True
+    """``false`` = broker mode: register with the broker, accept only streams it signed."""
+    broker_host: str | None = None
+    """Broker address (broker mode)."""
+    broker_port: int | None = Field(default=None, ge=1, le=65535)
+    """Broker port (broker mode)."""
+    log_dir: Path | None = None
+    """Folder for one JSON line per generation (``generations_<date>.log``); none = off."""
+    graceful_timeout_s: float = Field(default=10.0, ge=0)
+    """On SIGTERM/SIGINT: how long running streams may finish before they are closed with 1001."""
+    websocket_ping_interval_s: float | None = Field(default=None, gt=0)
+    """Server pings to detect dead clients; off by default, as in Hypercorn."""
+    tls_certfile: Path | None = None
+    """PEM certificate: serve https/wss (the official SDK insists on wss)."""
+    tls_keyfile: Path | None = None
+    """PEM private key for ``tls_certfile``."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServiceSection:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile must be set together")
+        if not self.standalone_mode and (self.broker_host is None or self.broker_port is None):
+            raise ValueError("standalone_mode: false needs broker_host and broker_port")
+        return self
+
+
+class ModelSection(SettingsSection):
+    """The checkpoint and the voices (``model:``)."""
+
+    directory: Path
+    """Checkpoint folder (config.json, model.pth, vocab.json, optional speakers_xtts.pth)."""
+    voices_dir: Path | None = None
+    """Folder of reference clips (wav, mp3, flac, ogg); each file's stem is a voice id."""
+    ref_file: Path | None = None
+    """Reference clip of the default voice; relative paths are relative to ``directory``."""
+    language: str = "en"
+    """Language when the client names none (``language_code``)."""
+    device: str = "auto"
+    """Device when ``workers.devices`` is empty: ``auto`` (cuda if present), ``cpu``, ``cuda:0``."""
+    dtype: Literal["fp32", "bf16", "fp16", "int8"] = "fp32"
+    """GPT precision (see xtts_core.loader)."""
+    voice_cache_dir: Path | None = None
+    """Where cloned voices are cached so N workers clone each clip once; none = a temp folder."""
+    max_new_codes: int | None = Field(default=None, ge=1)
+    """Cap on audio codes per segment (one code = 46.4 ms); none = the model's."""
+    noise_reduction: bool = False
+    """Run noisereduce on each chunk (changes the audio; off by default)."""
+
+    @field_validator("directory")
+    @classmethod
+    def _is_dir(cls, value: Path) -> Path:
+        if not value.expanduser().is_dir():
+            raise ValueError(f"model directory {value} does not exist or is not a folder")
+        return value.expanduser()
+
+    @field_validator("voices_dir")
+    @classmethod
+    def _voices_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_dir():
+            raise ValueError(f"voices_dir {value} does not exist or is not a folder")
+        return value.expanduser() if value is not None else None
+
+    @model_validator(mode="after")
+    def _ref_file(self) -> ModelSection:
+        if self.ref_file is not None:
+            path = self.ref_file.expanduser()
+            path = path if path.is_absolute() else self.directory / path
+            if not path.is_file():
+                raise ValueError(f"ref_file {path} does not exist")
+            self.ref_file = path
+        return self
+
+    @property
+    def worker_device(self) -> str | None:
+        """``device`` as the loader takes it (``None`` = cuda if present, else cpu)."""
+        return None if self.device == "auto" else self.device
+
+
+class WorkersSection(SettingsSection):
+    """Worker processes and their supervision (``workers:``)."""
+
+    devices: list[str] = Field(default_factory=list)
+    """Devices assigned round-robin to workers (e.g. ``[cuda:0, cuda:1]``); empty = model.device."""
+    slots_per_worker: int = Field(default=1, ge=1)
+    """Sessions one worker serves at once; capacity is the sum of free slots."""
+    startup_timeout_s: float = Field(default=300.0, gt=0)
+    """A worker that is not warm within this is killed and restarted."""
+    restart_backoff_s: float = Field(default=1.0, ge=0)
+    """Delay before the first restart of a dead worker; doubles per consecutive failure (max 30 s)."""
+    max_restarts: int = Field(default=10, ge=0)
+    """Restarts allowed per worker slot; after that it stays down (logged, /ready may fail)."""
+    stop_timeout_s: float = Field(default=5.0, gt=0)
+    """On shutdown: time a worker gets to exit after being asked, before it is killed."""
+    torch_threads: int | None = Field(default=None, ge=1)
+    """Intra-op threads per worker (torch.set_num_threads); none = torch's default."""
+    warmup_text: str = "Warm up."
+    """Synthesised once per worker before it counts as ready."""
+    stall_timeout_s: float = Field(default=60.0, gt=0)
+    """A job that sends nothing for this long means a hung worker: it is killed and restarted."""
+
+
+class QueueSection(SettingsSection):
+    """Waiting for a free slot (``queue:``)."""
+
+    max_queue: int = Field(default=16, ge=0)
+    """Sessions that may wait for a slot; the next one is refused with 1013 (0 = never wait)."""
+    queue_timeout_s: float = Field(default=30.0, gt=0)
+    """A session that waits longer is refused with 1013."""
+
+
+class AuthSection(SettingsSection):
+    """API keys (``auth:``)."""
+
+    enabled: bool = True
+    """Require a key; set ``false`` explicitly for local use."""
+    api_key_hashes: list[str] = Field(default_factory=list)
+    """Accepted keys as ``sha256:<hex>`` (``xtts-balancer hash-key KEY`` prints one)."""
+    max_sessions_per_key: int | None = Field(default=None, ge=1)
+    """Concurrent sessions one key may hold; none = no limit."""
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hash_form(cls, value: list[str]) -> list[str]:
+        ApiKeys(value)  # raises ValueError naming the first malformed entry
+        return value
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> AuthSection:
+        if self.enabled and not self.api_key_hashes:
+            raise ValueError(
+                "auth is enabled but api_key_hashes is empty; add a key hash or set "
+                "auth.enabled: false for local use"
+            )
+        return self
+
+
+class ClusterSection(SettingsSection):
+    """Broker mode (``cluster:``), used when ``service.standalone_mode`` is false."""
+
+    secret: SecretStr | None = None
+    """The cluster's shared secret (the broker's ``cluster.secret``); signs and verifies."""
+    balancer_id: str | None = None
+    """This balancer's id at the broker; none = ``<hostname>:<service.port>``."""
+    advertised_url: str | None = None
+    """``http(s)://host:port`` the broker connects to; none = from service.host/port/TLS."""
+    broker_url: str | None = None
+    """The broker's base URL; none = ``http://<broker_host>:<broker_port>``."""
+    max_clock_skew_s: float = Field(default=DEFAULT_MAX_SKEW_S, gt=0)
+    """Largest clock difference accepted on a signed stream."""
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    """Timeout of each registration, heartbeat and deregistration request."""
+    retry_interval_s: float = Field(default=2.0, gt=0)
+    """Wait after a failed registration before the next try (doubling, max 30 s)."""
+
+
+class LimitsSection(SettingsSection):
+    """Input limits (``limits:``); each breach is an error message and a close, never a crash."""
+
+    max_message_bytes: int = Field(default=65536, ge=1024)
+    """Largest client frame accepted; larger ones get an error and close 1009."""
+    max_text_chars: int = Field(default=20000, ge=1)
+    """Most characters of text one session may send in total."""
+    max_sessions: int | None = Field(default=None, ge=1)
+    """Open sessions (streaming or waiting) across all keys; none = only the queue limits."""
+
+
+class StreamSection(SettingsSection):
+    """Streaming behaviour (``stream:``)."""
+
+    default_output_format: OutputFormat = OutputFormat.PCM_24000
+    """Format when the query names none. ElevenLabs defaults to mp3_44100, which is not served
+    yet; pcm_24000 is the original server's default."""
+    max_chunk_ms: int = Field(default=250, ge=20, le=2000)
+    """Longest audio per message; keeps every frame far under the SDK's 1 MiB limit."""
+    first_chunk_codes: int = Field(default=6, ge=1)
+    """Audio codes before the first chunk of a segment is vocoded (latency)."""
+    chunk_codes: int = Field(default=20, ge=1)
+    """Largest later chunk, in codes."""
+    pacing: bool = False
+    """Send audio no faster than real time (plus ``pacing_lead_ms``); off, as at ElevenLabs."""
+    pacing_lead_ms: float = Field(default=300.0, ge=0)
+    """How far ahead of real time paced audio may run."""
+    ms_per_char: float = Field(default=70.0, gt=0)
+    """Speaking-rate estimate used to place characters in time for alignment (at speed 1)."""
+
+    @field_validator("default_output_format")
+    @classmethod
+    def _served(cls, value: OutputFormat) -> OutputFormat:
+        if value.audio_format.codec not in SERVED_CODECS:
+            raise ValueError(f"{value.value} is not served yet; use a pcm_*, ulaw_* or alaw_*")
+        return value
+
+
+class MetricsSection(SettingsSection):
+    """Prometheus metrics (``metrics:``)."""
+
+    enabled: bool = True
+    """Serve ``GET /metrics``."""
+
+
+class BalancerSettings(ServiceSettings):
+    """Everything the balancer reads; see ``configs/balancer.example.yaml``."""
+
+    model_config = SettingsConfigDict(env_prefix="XTTS_BALANCER_")
+    config_file_env: ClassVar[str | None] = "XTTS_CONFIG_FILE"
+
+    service: ServiceSection = ServiceSection()
+    model: ModelSection
+    workers: WorkersSection = WorkersSection()
+    queue: QueueSection = QueueSection()
+    auth: AuthSection
+    """Required: either key hashes or an explicit ``enabled: false``."""
+    limits: LimitsSection = LimitsSection()
+    stream: StreamSection = StreamSection()
+    metrics: MetricsSection = MetricsSection()
+    cluster: ClusterSection = ClusterSection()
+
+    @model_validator(mode="after")
+    def _broker_mode(self) -> BalancerSettings:
+        if not self.service.standalone_mode and self.cluster.secret is None:
+            raise ValueError(
+                "standalone_mode: false needs cluster.secret (the broker's shared secret)"
+            )
+        return self
+
+    def device_for(self, index: int) -> str | None:
+        """The device of worker ``index``: round-robin over ``workers.devices``."""
+        devices = self.workers.devices
+        return devices[index % len(devices)] if devices else self.model.worker_device

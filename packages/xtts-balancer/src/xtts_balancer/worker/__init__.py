@@ -1,0 +1,1 @@
+"""Worker processes: each holds one loaded engine and runs synthesis jobs sent over a pipe."""

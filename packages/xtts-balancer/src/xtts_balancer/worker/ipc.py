@@ -1,0 +1,123 @@
+"""Messages between the front process and a worker, sent pickled over a ``multiprocessing`` pipe.
+
+A pipe is an anonymous socket pair inherited by the child: nothing listens on a port, so no
+stranger can reach a worker and there is no check-then-bind race (original-spec.md §2.2, §2.7).
+Every message is a small frozen dataclass; audio travels as float32 bytes at the model's rate.
+
+Front -> worker: :class:`Job`, :class:`Cancel`, :class:`Stop`.
+Worker -> front: :class:`Ready` (or :class:`StartupFailed`), then per job any number of
+:class:`Chunk` and one :class:`JobDone` or :class:`JobFailed`.
+
+Torch-free, so the front process can import it without loading the model stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "Cancel",
+    "Chunk",
+    "Job",
+    "JobDone",
+    "JobFailed",
+    "Ready",
+    "StartupFailed",
+    "Stop",
+    "WorkerConfig",
+    "WorkerMessage",
+]
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker needs to start: the checkpoint, its device and the voice library."""
+
+    name: str
+    model_dir: Path
+    device: str | None
+    dtype: str
+    voices_dir: Path | None
+    ref_file: Path | None
+    voice_cache_dir: Path
+    language: str
+    slots: int
+    torch_threads: int | None
+    warmup_text: str
+    log_level: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """Speak ``text`` with ``voice_id``; audio comes back as :class:`Chunk` messages."""
+
+    job_id: int
+    text: str
+    language: str
+    voice_id: str
+    speed: float
+    seed: int | None
+    max_new_codes: int | None
+    first_chunk_codes: int
+    chunk_codes: int
+    denoise: bool
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Stop job ``job_id`` at its next chunk; nothing more is sent for it."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Exit: cancel running jobs and leave."""
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The model is loaded and warm; these voices and languages can be asked for."""
+
+    voices: tuple[str, ...]
+    languages: tuple[str, ...]
+    sample_rate: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class StartupFailed:
+    """The worker could not load its model or voices; it exits after sending this."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Float32 mono samples of one streamed chunk of job ``job_id``."""
+
+    job_id: int
+    samples: bytes
+
+
+@dataclass(frozen=True)
+class JobDone:
+    """Job ``job_id`` finished: ``codes`` audio codes in ``seconds`` of compute."""
+
+    job_id: int
+    codes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    """Job ``job_id`` failed with a user-facing ``message``; ``error`` is the protocol code."""
+
+    job_id: int
+    message: str
+    error: str
+
+
+WorkerMessage = Ready | StartupFailed | Chunk | JobDone | JobFailed
+"""Anything a worker sends."""

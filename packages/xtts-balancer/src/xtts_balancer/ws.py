@@ -1,0 +1,556 @@
+"""The ``/v1/text-to-speech/{voice_id}/stream-input`` websocket (elevenlabs-protocol.md §2).
+
+One :class:`StreamInputSession` per socket, in this order: refuse while draining; check a key
+sent with the handshake (in broker mode instead: the broker's signature); read the first message (ElevenLabs BOS, or the original's
+``ttsInitRequest``) and check a key sent in it; validate the query (an unserved
+``output_format`` is an error, not a crash); take a worker slot (FIFO queue, 1013 when full or
+timed out); check the voice and language; then read the socket and generate at the same time.
+
+The receive loop is the session's main task and never waits on generation, so a disconnect is
+seen at once (it cancels the running job and frees the slot) and the inactivity timer counts only
+client silence while nothing is being generated. A generator task turns segments from
+:class:`~xtts_balancer.segments.TextBuffer` into jobs and their chunks into audio messages with
+alignment (:mod:`xtts_balancer.alignment`, sent by :mod:`xtts_balancer.sending`). A job that
+sends nothing for ``workers.stall_timeout_s`` gets its worker killed. Every failure is a :class:`SessionError`: the error
+JSON, then a close with its code (§2.4.3); the server stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from xtts_balancer.alignment import SegmentAligner
+from xtts_balancer.audio import AudioEncoder
+from xtts_balancer.auth import key_from_request
+from xtts_balancer.broker import verify_stream
+from xtts_balancer.compat import BalancerQuery, TtsInitRequest
+from xtts_balancer.errors import BalancerError, SessionError
+from xtts_balancer.pool import Lease, NoCapacityError
+from xtts_balancer.segments import TextBuffer
+from xtts_balancer.sending import AudioSender, Pacer
+from xtts_balancer.settings import SERVED_CODECS
+from xtts_balancer.supervisor import WorkerLost
+from xtts_balancer.worker.ipc import Chunk, Job, JobDone, JobFailed
+from xtts_core.cluster import OriginError
+from xtts_core.errors import ProtocolError
+from xtts_core.protocol import (
+    DEFAULT_CHUNK_LENGTH_SCHEDULE,
+    CloseCode,
+    CloseConnection,
+    ErrorCode,
+    ErrorMessage,
+    FinalOutput,
+    GenerationConfig,
+    InitializeConnection,
+    SendText,
+    StreamInputMessage,
+    VoiceSettings,
+    close_reason,
+    parse_client_message,
+)
+from xtts_core.text.limits import base_language
+
+if TYPE_CHECKING:
+    from xtts_balancer.app import BalancerState
+
+__all__ = ["StreamInputSession", "stream_input"]
+
+logger = logging.getLogger(__name__)
+
+#: How often the receive loop wakes to check the inactivity timer.
+TICK_S = 0.2
+_DEFAULT_VOICE_SETTINGS = VoiceSettings.model_validate({})
+_DEFAULT_GENERATION_CONFIG = GenerationConfig.model_validate({})
+
+
+async def stream_input(websocket: WebSocket) -> None:
+    """The Starlette websocket endpoint."""
+    await StreamInputSession(websocket, websocket.app.state.balancer).run()
+
+
+class _ClientGoneError(Exception):
+    """The client closed the socket."""
+
+
+class StreamInputSession:
+    """One stream-input socket; see the module docstring."""
+
+    def __init__(self, websocket: WebSocket, state: BalancerState) -> None:
+        self.ws = websocket
+        self.state = state
+        self.settings = state.settings
+        self.voice_id = websocket.path_params["voice_id"]
+        self._closed = False
+        self._lease: Lease | None = None
+        self._identity: str | None = None
+        self._gen_task: asyncio.Task[None] | None = None
+        self._segments: asyncio.Queue[str | None] = asyncio.Queue()
+        self._busy = False
+        self._ended = False
+        self._going_away = False
+        self._last_activity = time.monotonic()
+        self._text_chars = 0
+        self._task: asyncio.Task[Any] | None = None
+        self.session_id = ""  # the broker's session id (broker mode), for the logs
+        # Fixed by the first message (see _configure).
+        self.speed = 1.0
+        self.language = base_language(self.settings.model.language)
+        self._voice_settings: VoiceSettings | None = None
+        self._generation_config: GenerationConfig | None = None
+        self._bos_seen = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._task = asyncio.current_task()
+        await self.ws.accept()
+        self.state.sessions.add(self)
+        metrics = self.state.metrics
+        metrics.sessions_active.inc()
+        metrics.sessions_total.inc()
+        failure: SessionError | None = None
+        client_gone = False
+        try:
+            await self._serve()
+        except SessionError as exc:
+            failure = exc
+        except _ClientGoneError:
+            client_gone = True
+        except asyncio.CancelledError:
+            if not self._going_away:
+                raise
+            if self._task is not None:
+                self._task.uncancel()
+            failure = SessionError(
+                "The server is shutting down.", BalancerError.SHUTTING_DOWN, CloseCode.GOING_AWAY
+            )
+        except Exception:  # a bug: answer like any error, keep the server up
+            logger.exception("session for voice %r failed", self.voice_id)
+            failure = SessionError(
+                "Internal server error.", BalancerError.INTERNAL_ERROR, CloseCode.INTERNAL_ERROR
+            )
+        finally:
+            await self._stop_generator()
+            if failure is not None:
+                await self._fail(failure)
+            self._release()
+            if self._closed and not client_gone:
+                await self._drain_until_client_closes()
+            metrics.sessions_active.dec()
+            self.state.sessions.discard(self)
+
+    def going_away(self) -> None:
+        """Close this session with 1001 (the shutdown grace period is over)."""
+        self._going_away = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def _release(self) -> None:
+        if self._lease is not None:
+            self.state.pool.release(self._lease)
+            self._lease = None
+        if self._identity is not None:
+            self.state.key_sessions[self._identity] -= 1
+            self._identity = None
+
+    async def _stop_generator(self) -> None:
+        task, self._gen_task = self._gen_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, SessionError, _ClientGoneError):
+                await task
+
+    async def _fail(self, exc: SessionError) -> None:
+        self.state.metrics.errors.labels(exc.error).inc()
+        logger.info(
+            "session=%s voice=%r: %s (%s)", self.session_id or "-", self.voice_id, exc.message,
+            exc.error,
+        )  # fmt: skip
+        if not self._closed:
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await self.ws.send_text(exc.to_message().to_json())
+        await self._close(exc.code, close_reason(exc.message))
+
+    async def _drain_until_client_closes(self) -> None:
+        """Read what the client still sends until it answers our close (for at most a second).
+
+        Closing the TCP connection while client frames sit unread makes the kernel reset it,
+        and a reset can destroy our error message before the client has read it.
+        """
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                while (await self.ws.receive())["type"] != "websocket.disconnect":
+                    pass
+
+    async def _close(self, code: int, reason: str = "") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self.ws.close(code, reason)
+
+    # --- set-up ----------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        state = self.state
+        if state.draining:
+            raise SessionError(
+                "The server is shutting down.", BalancerError.SHUTTING_DOWN, CloseCode.GOING_AWAY
+            )
+        limit = self.settings.limits.max_sessions
+        if limit is not None and len(state.sessions) > limit:
+            raise SessionError(
+                f"Too many open sessions (limit {limit}); please try again later.",
+                BalancerError.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER,
+            )  # fmt: skip
+        query_params = dict(self.ws.query_params)
+        if state.broker is not None:  # the broker authenticated the client; prove it was it
+            self._verify_origin()
+        else:
+            handshake_key = key_from_request(self.ws.headers, query_params)
+            if handshake_key is not None:
+                self._authenticate(handshake_key)
+        first = await self._receive_first(_early_timeout(query_params))
+        init, message = self._parse_first(first)
+        if self._identity is None and state.broker is None:
+            key = init.xi_api_key or init.authorization if init is not None else None
+            if isinstance(message, InitializeConnection):
+                key = message.xi_api_key or message.authorization
+            self._authenticate(key.removeprefix("Bearer ").strip() if key else None)
+        query = self._parse_query(query_params, init)
+        self._configure(query, init, message)
+        self._check_voice()
+        self._lease = await self._acquire()
+        self._check_voice()
+        assert self.state.supervisor.sample_rate is not None
+        self._encoder = AudioEncoder(query.audio_format, self.state.supervisor.sample_rate)
+        self._gen_task = asyncio.create_task(self._generate())
+        if isinstance(message, SendText | CloseConnection):  # text without a BOS first
+            self._apply(message)
+        await self._receive_loop()
+
+    def _verify_origin(self) -> None:
+        try:
+            self.session_id = verify_stream(
+                self.settings, self.state.replay_guard, self.ws.scope["path"], self.ws.headers
+            )
+        except OriginError as exc:
+            raise SessionError(
+                f"This balancer is broker-managed; connect through the broker ({exc}).",
+                ErrorCode.INVALID_API_KEY,
+            ) from None
+
+    def _authenticate(self, key: str | None) -> None:
+        identity = self.state.auth.check(key)
+        limit = self.settings.auth.max_sessions_per_key
+        if limit is not None and self.state.key_sessions[identity] >= limit:
+            raise SessionError(
+                f"Too many concurrent sessions for this API key (limit {limit}).",
+                BalancerError.TOO_MANY_SESSIONS,
+            )
+        self.state.key_sessions[identity] += 1
+        self._identity = identity
+
+    async def _receive_first(self, timeout: float) -> str:
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), timeout)
+        except asyncio.TimeoutError:
+            raise _input_timeout(timeout) from None
+        return self._frame_text(message)
+
+    def _parse_first(self, text: str) -> tuple[TtsInitRequest | None, StreamInputMessage | None]:
+        try:
+            init = TtsInitRequest.model_validate_json(text)
+        except ValidationError:
+            init = None
+        if init is not None:
+            return init, None
+        try:
+            return None, parse_client_message(text)
+        except ProtocolError as exc:
+            raise SessionError.from_protocol(exc) from None
+
+    def _parse_query(self, params: dict[str, str], init: TtsInitRequest | None) -> BalancerQuery:
+        if init is not None and init.audio_format:
+            params["output_format"] = init.audio_format
+        params.setdefault("output_format", self.settings.stream.default_output_format.value)
+        try:
+            query = BalancerQuery.parse(params)
+        except ProtocolError as exc:
+            raise SessionError.from_protocol(exc) from None
+        assert isinstance(query, BalancerQuery)
+        if query.audio_format.codec not in SERVED_CODECS:
+            raise SessionError(
+                f"output_format {query.output_format.value!r} is not served yet; use pcm_8000, "
+                "pcm_16000, pcm_22050, pcm_24000, pcm_32000, pcm_44100, pcm_48000, ulaw_8000 "
+                "or alaw_8000",
+                ErrorCode.UNSUPPORTED_OUTPUT_FORMAT,
+            )
+        return query
+
+    def _configure(
+        self, query: BalancerQuery, init: TtsInitRequest | None, message: StreamInputMessage | None
+    ) -> None:
+        stream = self.settings.stream
+        init_config = init.generation_config if init is not None else None
+        if isinstance(message, InitializeConnection):
+            self._take_bos(message)
+        settings = self._voice_settings
+        if settings is not None and "speed" in settings.model_fields_set:
+            self.speed = settings.speed
+        else:
+            self.speed = (init_config.speed if init_config else None) or query.speed or 1.0
+        language = (
+            query.language_code or query.language or (init_config.language if init_config else None)
+        )
+        self.language = base_language(language or self.settings.model.language)
+        schedule = (
+            (self._generation_config.chunk_length_schedule if self._generation_config else None)
+            or (init_config.chunk_length_schedule if init_config else None)
+            or list(DEFAULT_CHUNK_LENGTH_SCHEDULE)
+        )
+        self.query = query
+        self._timeout_s = query.inactivity_timeout
+        self._chunk_codes = query.stream_chunk_size or stream.chunk_codes
+        self._buffer = TextBuffer(self.language, schedule, auto_mode=query.auto_mode)
+        self._aligner = SegmentAligner(stream.ms_per_char)
+
+    def _take_bos(self, message: InitializeConnection) -> None:
+        self._bos_seen = True
+        self._voice_settings = message.voice_settings
+        self._generation_config = message.generation_config
+
+    def _check_voice(self) -> None:
+        supervisor = self.state.supervisor
+        if supervisor.voices and self.voice_id not in supervisor.voices:
+            raise SessionError(
+                f"A voice with voice_id {self.voice_id!r} was not found.",
+                ErrorCode.VOICE_NOT_FOUND,
+            )
+        if supervisor.languages and self.language not in supervisor.languages:
+            raise SessionError.invalid(
+                f"language {self.language!r} is not supported; supported: "
+                + ", ".join(sorted(supervisor.languages))
+            )
+
+    async def _acquire(self) -> Lease:
+        pool, metrics = self.state.pool, self.state.metrics
+        t0 = time.monotonic()
+        metrics.queue_length.inc()
+        try:
+            lease = await pool.acquire()
+        except NoCapacityError as exc:
+            raise SessionError(
+                str(exc), BalancerError.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER
+            ) from None
+        finally:
+            metrics.queue_length.dec()
+        metrics.queue_wait.observe(time.monotonic() - t0)
+        self._last_activity = time.monotonic()  # waiting for a slot is not client silence
+        return lease
+
+    # --- receiving -------------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        assert self._gen_task is not None
+        receive: asyncio.Task[MutableMapping[str, Any]] | None = None
+        try:
+            while True:
+                if receive is None:
+                    receive = asyncio.create_task(self.ws.receive())
+                done, _ = await asyncio.wait(
+                    {receive, self._gen_task}, timeout=TICK_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if self._gen_task in done:
+                    self._gen_task.result()  # raises the generator's SessionError
+                    return  # the stream ended normally (final message sent, socket closed)
+                if receive in done:
+                    message, receive = receive.result(), None
+                    self._last_activity = time.monotonic()
+                    text = self._frame_text(message)
+                    if not self._ended:
+                        self._apply(self._parse(text))
+                elif self._idle() and time.monotonic() - self._last_activity > self._timeout_s:
+                    raise _input_timeout(self._timeout_s)
+        finally:
+            if receive is not None:
+                receive.cancel()
+
+    def _idle(self) -> bool:
+        return not self._ended and not self._busy and self._segments.empty()
+
+    def _frame_text(self, message: MutableMapping[str, Any]) -> str:
+        if message["type"] == "websocket.disconnect":
+            raise _ClientGoneError
+        text = message.get("text")
+        if text is None:
+            raise SessionError(
+                "Binary frames are not supported; send JSON in text frames.",
+                BalancerError.UNSUPPORTED_DATA, CloseCode.UNSUPPORTED_DATA,
+            )  # fmt: skip
+        limit = self.settings.limits.max_message_bytes
+        if len(text) > limit // 4 and len(text.encode("utf-8")) > limit:
+            raise SessionError(
+                f"Message larger than {limit} bytes.",
+                BalancerError.MESSAGE_TOO_BIG, CloseCode.MESSAGE_TOO_BIG,
+            )  # fmt: skip
+        return str(text)
+
+    def _parse(self, text: str) -> StreamInputMessage:
+        try:
+            return parse_client_message(text)
+        except ProtocolError as exc:
+            raise SessionError.from_protocol(exc) from None
+
+    def _apply(self, message: StreamInputMessage) -> None:
+        if isinstance(message, CloseConnection):
+            self._ended = True
+            self._queue(self._buffer.finish())
+            self._segments.put_nowait(None)
+            return
+        if isinstance(message, InitializeConnection):  # a keep-alive, or a BOS after ttsInitRequest
+            if not self._bos_seen:
+                self._take_bos(message)
+            else:
+                self._check_unchanged(message.voice_settings, message.generation_config)
+            return
+        self._check_unchanged(message.voice_settings, message.generation_config)
+        self._text_chars += len(message.text)
+        limit = self.settings.limits.max_text_chars
+        if self._text_chars > limit:
+            raise SessionError(
+                f"Too much text: a session may send at most {limit} characters.",
+                BalancerError.TEXT_TOO_LONG,
+            )
+        self._queue(
+            self._buffer.add(
+                message.text, flush=message.flush, try_trigger=message.try_trigger_generation
+            )
+        )
+
+    def _check_unchanged(
+        self, voice_settings: VoiceSettings | None, generation_config: GenerationConfig | None
+    ) -> None:
+        if (voice_settings is not None and voice_settings != (self._voice_settings or _DEFAULT_VOICE_SETTINGS)) or (
+            generation_config is not None
+            and generation_config != (self._generation_config or _DEFAULT_GENERATION_CONFIG)
+        ):  # fmt: skip
+            raise SessionError.invalid(
+                "voice_settings field must be provided in the first message and then either be "
+                "not provided or not change."
+            )
+
+    def _queue(self, segments: list[str]) -> None:
+        for segment in segments:
+            self._segments.put_nowait(segment)
+
+    # --- generating ------------------------------------------------------------------------------
+
+    async def _generate(self) -> None:
+        try:
+            await self._generate_segments()
+        except WebSocketDisconnect:  # the client left while we were sending
+            raise _ClientGoneError from None
+
+    async def _generate_segments(self) -> None:
+        pacer = Pacer(self.settings.stream.pacing_lead_ms if self.settings.stream.pacing else None)
+        while True:
+            segment = await self._segments.get()
+            if segment is None:
+                await self.ws.send_text(FinalOutput.model_validate({}).to_json())
+                await self._close(CloseCode.NORMAL)
+                return
+            if not self._busy:
+                pacer.reset()  # the real-time clock restarts with every burst of speech
+            self._busy = True
+            try:
+                await self._speak(segment, pacer)
+            finally:
+                self._busy = not self._segments.empty()
+                if not self._busy:
+                    self._last_activity = time.monotonic()  # silence counts from here
+
+    async def _speak(self, text: str, pacer: Pacer) -> None:
+        assert self._lease is not None
+        supervisor, stream_cfg = self.state.supervisor, self.settings.stream
+        worker = self._lease.worker
+        job = Job(
+            job_id=supervisor.next_job_id(), text=text, language=self.language,
+            voice_id=self.voice_id, speed=self.speed, seed=self.query.seed,
+            max_new_codes=self.settings.model.max_new_codes,
+            first_chunk_codes=stream_cfg.first_chunk_codes, chunk_codes=self._chunk_codes,
+            denoise=self.settings.model.noise_reduction,
+        )  # fmt: skip
+        t0 = time.monotonic()
+        events = supervisor.submit(worker, job)
+        self._aligner.start(text + " ", self.speed)
+        sender = AudioSender(
+            self.ws, self._encoder, self._aligner, pacer, stream_cfg.max_chunk_ms,
+            self.state.metrics.time_to_first_audio,
+        )  # fmt: skip
+        finished = False
+        try:
+            stall_s = self.settings.workers.stall_timeout_s
+            while True:
+                try:
+                    event = await asyncio.wait_for(events.get(), stall_s)
+                except asyncio.TimeoutError:
+                    supervisor.kill(worker, f"job {job.job_id} sent nothing for {stall_s:g} s")
+                    continue  # the worker's death arrives as WorkerLost
+                if isinstance(event, Chunk):
+                    await sender.push(
+                        self._encoder.encode(np.frombuffer(event.samples, np.float32))
+                    )
+                elif isinstance(event, JobDone):
+                    finished = True
+                    await sender.finish(self._encoder.end_segment())
+                    rtf = event.seconds / (sender.audio_ms / 1000) if sender.audio_ms else 0.0
+                    if sender.audio_ms:
+                        self.state.metrics.real_time_factor.observe(rtf)
+                    self.state.generation_log.write(
+                        time_to_first_audio=sender.first_audio_s or 0.0, real_time_factor=rtf,
+                        latency=time.monotonic() - t0, audio_ms=sender.audio_ms, codes=event.codes,
+                    )  # fmt: skip
+                    return
+                elif isinstance(event, JobFailed):
+                    finished = True
+                    code = (
+                        CloseCode.INTERNAL_ERROR
+                        if event.error == BalancerError.INTERNAL_ERROR.value
+                        else CloseCode.POLICY_VIOLATION
+                    )
+                    raise SessionError(event.message, event.error, code)
+                else:
+                    assert isinstance(event, WorkerLost)
+                    finished = True
+                    raise SessionError(
+                        f"Synthesis failed: {event.message}. Please retry.",
+                        BalancerError.WORKER_FAILED, CloseCode.INTERNAL_ERROR,
+                    )  # fmt: skip
+        finally:
+            if not finished:
+                supervisor.cancel(worker, job.job_id)
+
+
+def _early_timeout(params: dict[str, str]) -> float:
+    """The inactivity timeout for the first message, before the query is validated."""
+    try:
+        value = float(params.get("inactivity_timeout", ""))
+    except ValueError:
+        return 20.0
+    return min(max(value, 1.0), 180.0) if math.isfinite(value) else 20.0
+
+
+def _input_timeout(timeout_s: float) -> SessionError:
+    error = ErrorMessage.input_timeout(int(timeout_s))
+    return SessionError(error.message, error.error, error.code)

@@ -1,0 +1,115 @@
+"""Start a balancer, stream a sentence through it with the official ElevenLabs SDK, save the audio.
+
+What it shows: the whole serving path on one machine -- ``xtts-balancer`` with its worker
+processes, the ``stream-input`` websocket, and the unmodified ``elevenlabs`` SDK (2.78.0) as the
+client. Without ``--model-dir`` it writes a tiny checkpoint with random weights, so the WAV is
+noise, not speech; pass a folder with the XTTS-v2 files for real speech.
+
+The SDK's realtime helper always connects with wss://. A real deployment serves TLS
+(``service.tls_certfile``); this demo, which has no certificate, points the SDK's private websocket
+base at plain ws:// instead (documented in shared/spec/elevenlabs-protocol.md §5.3 b; valid for the
+pinned SDK version only).
+
+    python scripts/balancer_demo.py --text "Hello there." --output balancer-demo.wav
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import soundfile
+import yaml
+from elevenlabs.client import ElevenLabs
+
+KEY = "demo-key"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, help="XTTS-v2 folder (default: random, tiny)")
+    parser.add_argument("--voice", default="default", help="voice_id (default: the default voice)")
+    parser.add_argument("--text", default="Hello from the balancer. This is streamed speech.")
+    parser.add_argument("--output", type=Path, default=Path("balancer-demo.wav"))
+    args = parser.parse_args()
+
+    from xtts_balancer.settings import hash_api_key
+
+    tmp = Path(tempfile.mkdtemp(prefix="balancer-demo-"))
+    model_dir = args.model_dir
+    if model_dir is None:
+        from xtts_core.random_checkpoint import write_random_checkpoint
+
+        model_dir = write_random_checkpoint(tmp / "tiny", "tiny", seed=0)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
+    config = {
+        "service": {"host": "127.0.0.1", "port": port},
+        # Random weights rarely pick the stop code: cap each sentence at ~2 s of audio.
+        "model": {"directory": str(model_dir), "max_new_codes": None if args.model_dir else 40},
+        "auth": {"api_key_hashes": [hash_api_key(KEY)]},
+    }
+    (tmp / "balancer.yaml").write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XTTS_")}
+    command = [
+        sys.executable,
+        "-m",
+        "xtts_balancer",
+        "serve",
+        "--config",
+        str(tmp / "balancer.yaml"),
+    ]
+    command += ["--bind", f"fd://{sock.fileno()}", "--log-level", "WARNING"]
+    server = subprocess.Popen(command, pass_fds=[sock.fileno()], env=env)
+    sock.close()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 600
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise SystemExit("the balancer did not become ready")
+        client = ElevenLabs(api_key=KEY, base_url=base)
+        client.text_to_speech._ws_base_url = f"ws://127.0.0.1:{port}"  # see the module docstring
+
+        def pieces() -> Iterator[str]:  # as an LLM would stream it
+            yield from (word + " " for word in args.text.split())
+
+        t0 = time.perf_counter()
+        first: float | None = None
+        audio = bytearray()
+        for chunk in client.text_to_speech.convert_realtime(
+            voice_id=args.voice, text=pieces(), output_format="pcm_24000"
+        ):
+            first = first if first is not None else time.perf_counter() - t0
+            audio += chunk
+        samples = np.frombuffer(bytes(audio), "<i2")
+        soundfile.write(args.output, samples, 24000, subtype="PCM_16")
+        print(
+            f"{args.output}: {samples.size / 24000:.2f} s of audio; first audio after "
+            f"{first or 0:.2f} s, all of it after {time.perf_counter() - t0:.2f} s"
+        )
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+if __name__ == "__main__":
+    main()

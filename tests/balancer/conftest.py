@@ -1,0 +1,62 @@
+"""Fixtures for the balancer tests: the tiny checkpoint, a TLS CA and one shared server.
+
+The helpers live in ``balancer_server.py`` (a unique module name, so test modules can import
+them whatever other conftest files the run loads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+import trustme
+from balancer_server import CLIP_VOICE, Server, base_config, start_server
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny random checkpoint and a voices_dir with one reference clip."""
+    from xtts_core.random_checkpoint import write_random_checkpoint
+
+    model_dir = write_random_checkpoint(tmp_path_factory.mktemp("tiny"), "tiny", seed=0)
+    voices = tmp_path_factory.mktemp("voices")
+    rng = np.random.default_rng(0)
+    t = np.arange(22050 * 2) / 22050
+    clip = 0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(t.size)
+    soundfile.write(voices / f"{CLIP_VOICE}.wav", clip.astype(np.float32), 22050)
+    return model_dir, voices
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server(
+    model_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA
+) -> Iterator[Server]:
+    """Two workers, TLS, the limits of :func:`base_config`; shared by the whole session."""
+    model_dir, voices = model_files
+    config = base_config(model_dir, voices)
+    config["service"]["instances"] = 2
+    srv = start_server(tmp_path_factory.mktemp("server"), config, tls=ca)
+    try:
+        srv.wait_ready(workers=2)
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and "server" in getattr(item, "fixturenames", ()):
+        srv = item.funcargs.get("server")  # type: ignore[attr-defined]
+        if isinstance(srv, Server):
+            report.sections.append(("balancer log", srv.logs()))
+    return report

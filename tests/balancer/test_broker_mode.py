@@ -1,0 +1,149 @@
+"""Broker mode and graceful shutdown, on a server of its own talking to a fake broker.
+
+The fake broker is a plain HTTP server in a thread that checks every request's signature with
+:func:`xtts_core.cluster.verify_request`, as the real broker does, and records what it got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from balancer_server import Server, base_config, converse, read_until_closed, start_server
+
+from xtts_core.cluster import (
+    DEREGISTER_PATH,
+    HEARTBEAT_PATH,
+    REGISTER_PATH,
+    RegistrationAccepted,
+    sign_request,
+    verify_request,
+)
+
+SECRET = "cluster-secret-for-tests"
+STREAM_PATH = "/v1/text-to-speech/narrator/stream-input"
+
+
+class FakeBroker(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.forget = False  # answer the next heartbeat with 404
+        self.lock = threading.Lock()
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [path for path, _ in self.calls]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeBroker
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        verify_request(SECRET, "POST", self.path, headers, body=body)  # raises if unsigned
+        with self.server.lock:
+            self.server.calls.append((self.path, json.loads(body)))
+            forget, self.server.forget = self.server.forget, False
+        if self.path == REGISTER_PATH:
+            reply = RegistrationAccepted(heartbeat_interval_s=0.2, heartbeat_ttl_s=5)
+            self._send(200, reply.model_dump_json().encode())
+        elif self.path == HEARTBEAT_PATH and forget:
+            self._send(404, b'{"detail": "not registered"}')
+        else:
+            self._send(200, b'{"status": "ok"}')
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def broker() -> Iterator[FakeBroker]:
+    server = FakeBroker()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.05)
+
+
+def signed(session_id: str) -> dict[str, str]:
+    return sign_request(SECRET, "GET", STREAM_PATH, session_id=session_id)
+
+
+def test_broker_mode_lifecycle_and_graceful_shutdown(
+    model_files: tuple[Path, Path], tmp_path: Path, broker: FakeBroker
+) -> None:
+    model_dir, voices = model_files
+    config = base_config(model_dir, voices)
+    config["service"].update(
+        standalone_mode=False, broker_host="127.0.0.1", broker_port=broker.server_address[1]
+    )
+    config["cluster"] = {"secret": SECRET, "balancer_id": "bal-1", "retry_interval_s": 0.2}
+    srv: Server = start_server(tmp_path, config)
+    try:
+        srv.wait_ready()
+        worker_pid = srv.workers()[0]["pid"]
+        wait_for(lambda: HEARTBEAT_PATH in broker.paths())
+        path, registration = broker.calls[0]
+        assert path == REGISTER_PATH
+        assert registration["id"] == "bal-1" and registration["capacity"] == 1
+        assert registration["url"] == f"http://127.0.0.1:{srv.port}"
+
+        with srv.connect() as ws:  # a client key is not enough: only the broker may connect
+            reply = converse(ws, {"text": " "})
+        assert reply.close_code == 1008 and "broker-managed" in reply.error["message"]  # type: ignore[index]
+
+        with srv.connect(key=None, extra_headers=signed("s-1")) as ws:
+            reply = converse(ws, {"text": " "}, {"text": "Hello. "}, {"text": ""})
+        assert reply.close_code == 1000 and reply.audio
+        with srv.connect(key=None, extra_headers=signed("s-1")) as ws:  # a replayed handshake
+            reply = converse(ws, {"text": " "})
+        assert reply.close_code == 1008, reply
+        assert reply.error is not None and "already used" in reply.error["message"], reply
+
+        registrations = broker.paths().count(REGISTER_PATH)
+        broker.forget = True  # the broker restarted: the next heartbeat gets 404
+        wait_for(lambda: broker.paths().count(REGISTER_PATH) == registrations + 1)
+
+        with srv.connect(key=None, extra_headers=signed("s-2")) as ws:
+            ws.send(json.dumps({"text": " "}))
+            wait_for(lambda: srv.get("/workers/idle").json()["idle_workers"] == 0)
+            t0 = time.monotonic()
+            srv.process.send_signal(signal.SIGTERM)
+            reply = read_until_closed(ws, timeout=20)
+        assert reply.close_code == 1001
+        assert reply.error is not None and reply.error["error"] == "shutting_down"
+        assert time.monotonic() - t0 >= 1.5  # graceful_timeout_s is 2: it waited first
+        assert srv.process.wait(30) == 0
+        assert broker.calls[-1] == (DEREGISTER_PATH, {"id": "bal-1"})
+    finally:
+        srv.stop(signal.SIGKILL)
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker_pid, 0)
