@@ -113,6 +113,11 @@ class BrokerLink:
         interval, delay = self._retry_s, self._retry_s
         while True:
             if not self.registered:
+                if self._capacity()[1] == 0:
+                    # No warm worker yet: nothing to offer, and no failure to back off from, so
+                    # look again soon (doubling here registered up to a warm-up time late).
+                    await asyncio.sleep(self._retry_s)
+                    continue
                 reply = await self._register()
                 if reply is None:
                     await asyncio.sleep(delay)
@@ -124,8 +129,6 @@ class BrokerLink:
 
     async def _register(self) -> RegistrationAccepted | None:
         idle, capacity = self._capacity()
-        if capacity == 0:
-            return None  # no warm worker yet: nothing to offer
         registration = BalancerRegistration(
             id=self.balancer_id, host=self._host, port=self._port, instances=self._instances,
             url=self._url, capacity=capacity, idle=idle, version=__version__,
