@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("torch")
 
 from xtts_core.chunking import AudioChunk
-from xtts_core.errors import JobCancelledError, TextError
+from xtts_core.errors import JobCancelledError, ParameterError, TextError
 from xtts_core.generate import SamplingParams
 from xtts_core.scheduler import BatchScheduler
 
@@ -132,3 +132,15 @@ def test_submit_from_many_threads(engine_fast_vocoder: XttsEngine, voice: Voice)
         for t in threads:
             t.join(timeout=120)
     assert results == {i: 4 + i for i in range(5)}
+
+
+def test_a_job_that_cannot_start_fails_alone(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
+    # slots of 60 positions: a long prompt plus its codes does not fit one
+    with BatchScheduler(engine_fast_vocoder, max_streams=1, max_positions=60) as scheduler:
+        too_long = scheduler.submit(
+            "A sentence far too long for these tiny slots.", "en", voice, forced(30, 1)
+        )
+        fine = scheduler.submit("Hi.", "en", voice, forced(4, 2))
+        with pytest.raises(ParameterError, match="does not fit"):
+            list(too_long)
+        assert list(fine)[-1].codes_so_far == 4

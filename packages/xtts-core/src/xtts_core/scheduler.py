@@ -186,9 +186,14 @@ class BatchScheduler:
 
     def _next_segment(self, job: SpeechJob) -> None:
         job.segment += 1
-        job.stream = self.decoder.add(
-            job.voice.gpt_cond_latent, job.segments[job.segment], job.params
-        )
+        try:
+            job.stream = self.decoder.add(
+                job.voice.gpt_cond_latent, job.segments[job.segment], job.params
+            )
+        except Exception as exc:  # e.g. a segment that does not fit a slot: fail this job only
+            logger.warning("job %d cannot start segment %d: %s", job.id, job.segment, exc)
+            job.finish(exc)
+            return
         self._active[job.stream.id] = job
         job.speech.begin_segment()
 
