@@ -5,7 +5,8 @@ its first audio when many arrive together; both depend on the worker pool, the s
 front process, which this measures end to end with real worker processes.
 
 How: ``python -m xtts_balancer serve`` runs in a process of its own on a socket bound here, with
-``--instances`` workers (one torch thread each unless ``--threads``), auth off, a queue as long as
+``--instances`` workers of ``--slots`` batched stream slots each (one torch thread each unless
+``--threads``), auth off, a queue as long as
 the largest concurrency and a long queue timeout, over the tiny random checkpoint (or
 ``--model-dir``). For each concurrency N, N clients start at once; each opens the stream-input
 websocket, sends ``" "``, one sentence and ``""``, and reads until the close. Time to first audio is
@@ -17,6 +18,7 @@ nothing asserts a timing; numbers on a shared machine move with its load.
 
     python bench/bench_balancer.py                                  # 1 4 16 64 sessions, 2 workers
     python bench/bench_balancer.py --sessions 1 8 --instances 1 --max-new-codes 40
+    python bench/bench_balancer.py --sessions 1 4 16 --instances 1 --slots 4   # batching
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--instances", type=int, default=2)
+    parser.add_argument("--slots", type=int, default=1, help="slots_per_worker (batch size)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--max-new-codes", type=int, default=20, help="audio codes per sentence")
     parser.add_argument("--model-dir", type=Path, help="checkpoint (default: tiny, random)")
@@ -101,7 +104,7 @@ def main() -> None:
     config = {
         "service": {"instances": args.instances, "host": "127.0.0.1", "port": port},
         "model": {"directory": str(model_dir), "max_new_codes": args.max_new_codes},
-        "workers": {"torch_threads": args.threads},
+        "workers": {"torch_threads": args.threads, "slots_per_worker": args.slots},
         "queue": {"max_queue": max(args.sessions), "queue_timeout_s": 600},
         "auth": {"enabled": False},
     }
@@ -134,7 +137,7 @@ def main() -> None:
             f"ws://127.0.0.1:{port}/v1/text-to-speech/default/stream-input?output_format=pcm_16000"
         )
         print(
-            f"{args.instances} workers x 1 slot, {args.threads} torch thread(s) each, "
+            f"{args.instances} workers x {args.slots} slots, {args.threads} torch thread(s) each, "
             f"{args.max_new_codes} codes per sentence, {os.cpu_count()} CPUs, load "
             f"{os.getloadavg()[0]:.2f}\n"
         )

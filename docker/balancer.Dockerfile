@@ -13,6 +13,9 @@
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
 
 FROM ${CUDA_IMAGE} AS build
+# Distribution packages follow the base image's release (pinned above by tag): exact apt
+# versions would break the build each time Ubuntu's archive replaces them.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install --yes --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
@@ -29,6 +32,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     XTTS_CONFIG_FILE=/etc/xtts/balancer.yaml \
     PATH=/opt/venv/bin:$PATH
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install --yes --no-install-recommends python3 python3-venv libsndfile1 \
  && rm -rf /var/lib/apt/lists/*
@@ -42,8 +46,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && rm /tmp/constraints.txt \
  && python -c "import xtts_balancer, torch; print(torch.__version__)"
 
-RUN useradd --create-home --uid 1001 xtts
-USER xtts
+# 1000 is the base image's "ubuntu" user; a numeric USER needs no passwd lookup on the host.
+RUN groupadd --gid 1001 xtts && useradd --create-home --uid 1001 --gid 1001 xtts
+USER 1001:1001
 EXPOSE 8000
 # Liveness is /health; /ready turns 200 only once a worker is warm (minutes for real weights).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \

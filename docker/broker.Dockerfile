@@ -26,8 +26,8 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m pip install /wheels/xtts_core-*.whl /wheels/xtts_broker-*.whl \
  && python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch installed'"
 
-RUN useradd --create-home --uid 1000 xtts
-USER xtts
+RUN groupadd --gid 1000 xtts && useradd --create-home --uid 1000 --gid 1000 xtts
+USER 1000:1000
 EXPOSE 19000
 # Liveness is /health (/ready fails while no balancer is registered); 19000 = service.port.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \

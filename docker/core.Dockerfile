@@ -30,7 +30,8 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && rm /tmp/constraints.txt \
  && python -c "import torch, xtts_core; assert torch.version.cuda is None, torch.version.cuda"
 
-RUN useradd --create-home --uid 1000 xtts && mkdir /data && chown xtts /data
-USER xtts
+RUN groupadd --gid 1000 xtts && useradd --create-home --uid 1000 --gid 1000 xtts \
+ && mkdir /data && chown xtts:xtts /data
+USER 1000:1000
 WORKDIR /data
 ENTRYPOINT ["python", "-m", "xtts_core.demo"]

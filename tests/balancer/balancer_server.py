@@ -34,6 +34,7 @@ from xtts_balancer.settings import hash_api_key
 KEY = "test-key-0123456789"
 OTHER_KEY = "other-key-0123456789"
 MAX_SESSIONS_PER_KEY = 3
+ADMIN_KEY = "admin-key-0123456789"
 CLIP_VOICE = "narrator"
 
 
@@ -68,6 +69,7 @@ class Server:
     log: Path
     tls_port: int | None
     ca_file: Path | None
+    admin_port: int | None = None
 
     @property
     def http_url(self) -> str:
@@ -164,12 +166,15 @@ def _listen() -> socket.socket:
     return sock
 
 
-def start_server(tmp: Path, config: dict[str, Any], *, tls: trustme.CA | None = None) -> Server:
+def start_server(
+    tmp: Path, config: dict[str, Any], *, tls: trustme.CA | None = None, admin: bool = False
+) -> Server:
     """Start a balancer subprocess on sockets bound here (see the module docstring).
 
     With ``tls`` it listens twice: plain (``port``, for the websocket tests) and TLS
     (``tls_port``, for the SDK). ``service.port`` is set to the plain port, so an advertised URL
-    derived from it is right.
+    derived from it is right. With ``admin`` it also gets an admin listener (``admin_port``,
+    which ``admin.port`` is set to).
     """
     plain = _listen()
     port = plain.getsockname()[1]
@@ -188,6 +193,13 @@ def start_server(tmp: Path, config: dict[str, Any], *, tls: trustme.CA | None = 
         config["service"]["tls_certfile"] = config["service"]["tls_keyfile"] = str(
             tmp / "server.pem"
         )
+    admin_port: int | None = None
+    if admin:
+        admin_sock = _listen()
+        sockets.append(admin_sock)
+        admin_port = admin_sock.getsockname()[1]
+        config["admin"] = {**config.get("admin", {}), "port": admin_port}
+        args += ["--admin-bind", f"fd://{admin_sock.fileno()}"]
     (tmp / "balancer.yaml").write_text(yaml.safe_dump(config))
     log = tmp / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("XTTS_")}
@@ -207,7 +219,7 @@ def start_server(tmp: Path, config: dict[str, Any], *, tls: trustme.CA | None = 
     for sock in sockets:
         sock.close()
     ca_file = tmp / "ca.pem" if tls is not None else None
-    return Server(process, port, log, tls_port, ca_file)
+    return Server(process, port, log, tls_port, ca_file, admin_port)
 
 
 def base_config(model_dir: Path, voices: Path, **sections: dict[str, Any]) -> dict[str, Any]:

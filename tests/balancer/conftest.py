@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import soundfile
 import trustme
-from balancer_server import CLIP_VOICE, Server, base_config, start_server
+from balancer_server import ADMIN_KEY, CLIP_VOICE, Server, base_config, start_server
+
+from xtts_balancer.settings import hash_api_key
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +54,29 @@ def server(
         srv.stop()
 
 
+@pytest.fixture(scope="session")
+def batched_server(
+    model_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """ONE worker with two batched slots, an admin listener (``admin_port``) and ``ADMIN_KEY``."""
+    model_dir, voices = model_files
+    config = base_config(model_dir, voices, admin={"key_hashes": [hash_api_key(ADMIN_KEY)]})
+    config["workers"]["slots_per_worker"] = 2
+    config["model"]["max_new_codes"] = 24  # long enough to still be decoding when a client leaves
+    srv = start_server(tmp_path_factory.mktemp("batched"), config, admin=True)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    if report.failed and "server" in getattr(item, "fixturenames", ()):
-        srv = item.funcargs.get("server")  # type: ignore[attr-defined]
-        if isinstance(srv, Server):
-            report.sections.append(("balancer log", srv.logs()))
+    for name in ("server", "batched_server"):
+        if report.failed and name in getattr(item, "fixturenames", ()):
+            srv = item.funcargs.get(name)  # type: ignore[attr-defined]
+            if isinstance(srv, Server):
+                report.sections.append(("balancer log", srv.logs()))
     return report

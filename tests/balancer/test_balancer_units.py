@@ -188,7 +188,7 @@ def test_config_file_from_xtts_config_file(tmp_path: Path, monkeypatch: pytest.M
         ("model: {{directory: {d}}}\nauth: {{api_key_hashes: [abc]}}", "sha256:<64 lower-case hex digits>"),
         ("model: {{directory: {d}/nope}}\nauth: {{enabled: false}}", "does not exist"),
         ("model: {{directory: {d}}}\nauth: {{enabled: false}}\nstream: "
-         "{{default_output_format: mp3_44100}}", "not served yet"),
+         "{{default_output_format: wav_16000}}", "served only by the whole-file HTTP endpoint"),
         ("model: {{directory: {d}}}\nauth: {{enabled: false}}\nservice: "
          "{{standalone_mode: false}}", "needs broker_host and broker_port"),
         ("model: {{directory: {d}}}\nauth: {{enabled: false}}\nservice: {{standalone_mode: false, "

@@ -16,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from balancer_server import Server, base_config, converse, read_until_closed, start_server
+from balancer_server import KEY, Server, base_config, converse, read_until_closed, start_server
 
 from xtts_core.cluster import (
     DEREGISTER_PATH,
@@ -127,6 +128,17 @@ def test_broker_mode_lifecycle_and_graceful_shutdown(
             reply = converse(ws, {"text": " "})
         assert reply.close_code == 1008, reply
         assert reply.error is not None and "already used" in reply.error["message"], reply
+
+        # HTTP speech follows the same rule: the broker's signature over method and path.
+        speech_path = "/v1/text-to-speech/narrator"
+        speech_url = f"{srv.http_url}{speech_path}?output_format=pcm_16000"
+        unsigned = httpx.post(speech_url, json={"text": "Hi."}, headers={"xi-api-key": KEY})
+        assert unsigned.status_code == 403 and "broker-managed" in unsigned.text
+        headers = sign_request(SECRET, "POST", speech_path, session_id="h-1")
+        response = httpx.post(speech_url, json={"text": "Hi."}, headers=headers, timeout=30)
+        assert response.status_code == 200 and response.content
+        replayed = httpx.post(speech_url, json={"text": "Hi."}, headers=headers)
+        assert replayed.status_code == 403 and "already used" in replayed.text
 
         registrations = broker.paths().count(REGISTER_PATH)
         broker.forget = True  # the broker restarted: the next heartbeat gets 404

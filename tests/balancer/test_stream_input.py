@@ -145,7 +145,7 @@ def test_bad_or_missing_key_is_refused_with_1008(
         (CLIP_VOICE, "", ['{"text": 5}'], "invalid_message", 1008),
         (CLIP_VOICE, "", [json.dumps({"text": "x" * 5000})], "message_too_big", 1009),
         (CLIP_VOICE, "", [json.dumps({"text": "word " * 130})], "text_too_long", 1008),
-        (CLIP_VOICE, "output_format=mp3_44100_128", [BOS], "unsupported_output_format", 1008),
+        (CLIP_VOICE, "output_format=wav_16000", [BOS], "unsupported_output_format", 1008),
         (CLIP_VOICE, "output_format=pcm_1234", [BOS], "unsupported_output_format", 1008),
         (CLIP_VOICE, "inactivity_timeout=abc", [BOS], "invalid_message", 1008),
         (CLIP_VOICE, "language_code=xx", [BOS], "invalid_message", 1008),

@@ -3,6 +3,8 @@
 The lifespan builds everything inside ``try/finally``: metrics, the worker supervisor (workers
 load and warm up in the background) and the slot pool; whatever happens, the workers are stopped
 on the way out. ``/health`` answers as soon as the app runs; ``/ready`` only once a worker is warm.
+``/metrics`` and ``/workers`` may need the admin key or live on the admin listener (see
+:mod:`xtts_balancer.admin`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from xtts_balancer.admin import AdminGate
 from xtts_balancer.auth import Authenticator
 from xtts_balancer.broker import BrokerLink
+from xtts_balancer.http_common import ApiError, api_error_response
 from xtts_balancer.metrics import Metrics
+from xtts_balancer.openapi import api_routes
 from xtts_balancer.pool import SlotPool
 from xtts_balancer.settings import BalancerSettings
 from xtts_balancer.supervisor import Supervisor
@@ -155,10 +161,15 @@ def create_app(settings: BalancerSettings) -> Starlette:
         Route("/workers/idle", _workers_idle),
         Route("/workers", _workers),
         WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", stream_input),
+        *api_routes(),  # HTTP speech, voices, models, /openapi.json
     ]
     if settings.metrics.enabled:
         routes.append(Route("/metrics", _metrics))
-    return Starlette(routes=routes, lifespan=lifespan)
+    gate = Middleware(AdminGate, admin=settings.admin)  # admin key / admin listener
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=[gate],
+        exception_handlers={ApiError: api_error_response},
+    )  # fmt: skip
 
 
 def _state(request: Request) -> BalancerState:

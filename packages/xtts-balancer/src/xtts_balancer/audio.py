@@ -79,6 +79,10 @@ class AudioEncoder:
             return b""
         return self._encode(self._resampler.flush().numpy())
 
+    def finish(self) -> bytes:
+        """Nothing: raw formats hold no audio across segments (compare the compressed encoders)."""
+        return b""
+
     def _encode(self, samples: np.ndarray) -> bytes:
         pcm = pcm16(samples)
         if self.format.codec == "ulaw":

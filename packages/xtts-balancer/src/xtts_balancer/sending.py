@@ -16,7 +16,7 @@ from prometheus_client import Histogram
 from starlette.websockets import WebSocket
 
 from xtts_balancer.alignment import SegmentAligner
-from xtts_balancer.audio import AudioEncoder
+from xtts_balancer.encoders import StreamEncoder
 from xtts_core.protocol import AudioOutput
 
 __all__ = ["HOLDBACK_MS", "AudioSender", "Pacer"]
@@ -30,7 +30,7 @@ class AudioSender:
     message carries the segment's remaining characters, splits at ``max_chunk_ms``."""
 
     def __init__(
-        self, ws: WebSocket, encoder: AudioEncoder, aligner: SegmentAligner, pacer: Pacer,
+        self, ws: WebSocket, encoder: StreamEncoder, aligner: SegmentAligner, pacer: Pacer,
         max_chunk_ms: int, first_audio: Histogram,
     ) -> None:  # fmt: skip
         self._ws = ws

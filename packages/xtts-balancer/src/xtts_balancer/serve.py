@@ -5,7 +5,9 @@ set an event; the trigger then drains (no new sessions, running streams get
 ``service.graceful_timeout_s`` to finish, the rest are closed with 1001) and returns, Hypercorn
 stops, and the lifespan stops the workers. ``--bind`` overrides ``service.host/port`` and takes
 anything Hypercorn does, including ``fd://N`` for a socket bound by the caller; with TLS,
-``--insecure-bind`` adds plain listeners next to the TLS ones.
+``--insecure-bind`` adds plain listeners next to the TLS ones. With ``admin.port`` set, the admin
+listener (``admin.host:admin.port``, or ``--admin-bind``) is one more Hypercorn bind, TLS when the
+public one is; :class:`~xtts_balancer.admin.AdminGate` tells the listeners apart by local port.
 """
 
 from __future__ import annotations
@@ -34,15 +36,19 @@ logger = logging.getLogger(__name__)
 
 
 def hypercorn_config(
-    settings: BalancerSettings, binds: Sequence[str] = (), insecure_binds: Sequence[str] = ()
-) -> Config:
+    settings: BalancerSettings, binds: Sequence[str] = (), insecure_binds: Sequence[str] = (),
+    admin_binds: Sequence[str] = (),
+) -> Config:  # fmt: skip
     """Hypercorn's settings from ours (every websocket-relevant value set on purpose).
 
     With TLS configured, ``binds`` serve https/wss and ``insecure_binds`` plain http/ws.
+    ``admin_binds`` replace ``admin.host:admin.port`` (used only when ``admin.port`` is set).
     """
-    service = settings.service
+    service, admin = settings.service, settings.admin
     config = Config()
     config.bind = list(binds) or [f"{service.host}:{service.port}"]
+    if admin.port is not None:
+        config.bind += list(admin_binds) or [f"{admin.host}:{admin.port}"]
     config.insecure_bind = list(insecure_binds)
     config.graceful_timeout = 2.0  # our own drain has already run when Hypercorn's starts
     # Above our own limit, so an oversized frame gets our JSON error rather than a bare 1009.
@@ -57,7 +63,7 @@ def hypercorn_config(
 
 async def serve(
     settings: BalancerSettings, shutdown: asyncio.Event, binds: Sequence[str] = (),
-    insecure_binds: Sequence[str] = (),
+    insecure_binds: Sequence[str] = (), admin_binds: Sequence[str] = (),
 ) -> None:  # fmt: skip
     """Run the balancer until ``shutdown`` is set, then drain and stop."""
     app = create_app(settings)
@@ -67,19 +73,19 @@ async def serve(
         state: BalancerState = app.state.balancer
         await state.drain()
 
-    await hypercorn_serve(
-        cast(Any, app), hypercorn_config(settings, binds, insecure_binds), shutdown_trigger=trigger
-    )
+    config = hypercorn_config(settings, binds, insecure_binds, admin_binds)
+    await hypercorn_serve(cast(Any, app), config, shutdown_trigger=trigger)
 
 
 async def _serve_until_signalled(
-    settings: BalancerSettings, binds: Sequence[str], insecure_binds: Sequence[str]
-) -> None:
+    settings: BalancerSettings, binds: Sequence[str], insecure_binds: Sequence[str],
+    admin_binds: Sequence[str],
+) -> None:  # fmt: skip
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown.set)
-    await serve(settings, shutdown, binds, insecure_binds)
+    await serve(settings, shutdown, binds, insecure_binds, admin_binds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--insecure-bind", action="append", default=[],
         help="plain http/ws listener next to the TLS ones (repeatable)",
     )  # fmt: skip
+    run.add_argument(
+        "--admin-bind", action="append", default=[],
+        help="admin listener instead of admin.host:admin.port, e.g. fd://N (needs admin.port)",
+    )  # fmt: skip
     run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     key = commands.add_parser("hash-key", help="print the auth.api_key_hashes entry of a key")
     key.add_argument("key")
@@ -111,7 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"xtts-balancer: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve_until_signalled(settings, args.bind, args.insecure_bind))
+    if args.admin_bind and settings.admin.port is None:
+        print(
+            "xtts-balancer: --admin-bind needs admin.port (the port it listens on)", file=sys.stderr
+        )
+        return 2
+    binds = (args.bind, args.insecure_bind, args.admin_bind)
+    asyncio.run(_serve_until_signalled(settings, *binds))
     return 0
 
 

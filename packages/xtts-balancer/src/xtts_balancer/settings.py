@@ -21,6 +21,7 @@ from xtts_core.protocol import OutputFormat
 from xtts_core.settings import ServiceSettings, SettingsSection
 
 __all__ = [
+    "AdminSection",
     "AuthSection",
     "BalancerSettings",
     "ClusterSection",
@@ -32,9 +33,6 @@ __all__ = [
     "WorkersSection",
     "hash_api_key",
 ]
-
-#: Formats the balancer serves until mp3/opus encoders land with the API-surface issue.
-SERVED_CODECS = ("pcm", "ulaw", "alaw")
 
 
 class ServiceSection(SettingsSection):
@@ -130,7 +128,9 @@ class WorkersSection(SettingsSection):
     devices: list[str] = Field(default_factory=list)
     """Devices assigned round-robin to workers (e.g. ``[cuda:0, cuda:1]``); empty = model.device."""
     slots_per_worker: int = Field(default=1, ge=1)
-    """Sessions one worker serves at once; capacity is the sum of free slots."""
+    """Sessions one worker serves at once, batched: each worker runs one
+    :class:`~xtts_core.scheduler.BatchScheduler` with this many stream slots, so concurrent
+    sessions share every decode step. Capacity is the sum of free slots."""
     startup_timeout_s: float = Field(default=300.0, gt=0)
     """A worker that is not warm within this is killed and restarted."""
     restart_backoff_s: float = Field(default=1.0, ge=0)
@@ -210,14 +210,17 @@ class LimitsSection(SettingsSection):
     """Most characters of text one session may send in total."""
     max_sessions: int | None = Field(default=None, ge=1)
     """Open sessions (streaming or waiting) across all keys; none = only the queue limits."""
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    """Largest ``POST /v1/voices/add`` request (all reference files together); larger is 413."""
 
 
 class StreamSection(SettingsSection):
     """Streaming behaviour (``stream:``)."""
 
     default_output_format: OutputFormat = OutputFormat.PCM_24000
-    """Format when the query names none. ElevenLabs defaults to mp3_44100, which is not served
-    yet; pcm_24000 is the original server's default."""
+    """Websocket format when the query names none. ElevenLabs defaults to mp3_44100; pcm_24000 is
+    the original server's default, which its clients expect. HTTP speech defaults to
+    mp3_44100_128, as ElevenLabs' does."""
     max_chunk_ms: int = Field(default=250, ge=20, le=2000)
     """Longest audio per message; keeps every frame far under the SDK's 1 MiB limit."""
     first_chunk_codes: int = Field(default=6, ge=1)
@@ -233,9 +236,9 @@ class StreamSection(SettingsSection):
 
     @field_validator("default_output_format")
     @classmethod
-    def _served(cls, value: OutputFormat) -> OutputFormat:
-        if value.audio_format.codec not in SERVED_CODECS:
-            raise ValueError(f"{value.value} is not served yet; use a pcm_*, ulaw_* or alaw_*")
+    def _streamable(cls, value: OutputFormat) -> OutputFormat:
+        if not value.streamable:
+            raise ValueError(f"{value.value} is served only by the whole-file HTTP endpoint")
         return value
 
 
@@ -244,6 +247,26 @@ class MetricsSection(SettingsSection):
 
     enabled: bool = True
     """Serve ``GET /metrics``."""
+
+
+class AdminSection(SettingsSection):
+    """Protection of the operational endpoints (``admin:``); see :mod:`xtts_balancer.admin`."""
+
+    key_hashes: list[str] = Field(default_factory=list)
+    """Keys that may read ``/metrics`` and ``/workers`` (``Authorization: Bearer KEY`` or
+    ``xi-api-key``), as ``sha256:<hex>``; empty = open. ``/health``, ``/ready`` and
+    ``/workers/idle`` are always open."""
+    host: str = "127.0.0.1"
+    """Bind address of the admin listener."""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """A separate listener serving only the operational endpoints; ``/metrics`` and ``/workers``
+    then leave the public port. None = everything on ``service.port``."""
+
+    @field_validator("key_hashes")
+    @classmethod
+    def _hash_form(cls, value: list[str]) -> list[str]:
+        ApiKeys(value)  # raises ValueError naming the first malformed entry
+        return value
 
 
 class BalancerSettings(ServiceSettings):
@@ -261,6 +284,7 @@ class BalancerSettings(ServiceSettings):
     limits: LimitsSection = LimitsSection()
     stream: StreamSection = StreamSection()
     metrics: MetricsSection = MetricsSection()
+    admin: AdminSection = AdminSection()
     cluster: ClusterSection = ClusterSection()
 
     @model_validator(mode="after")
@@ -269,6 +293,12 @@ class BalancerSettings(ServiceSettings):
             raise ValueError(
                 "standalone_mode: false needs cluster.secret (the broker's shared secret)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _admin_port(self) -> BalancerSettings:
+        if self.admin.port is not None and self.admin.port == self.service.port:
+            raise ValueError("admin.port must differ from service.port (or be null)")
         return self
 
     def device_for(self, index: int) -> str | None:

@@ -30,21 +30,22 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from xtts_balancer.alignment import SegmentAligner
-from xtts_balancer.audio import AudioEncoder
 from xtts_balancer.auth import key_from_request
 from xtts_balancer.broker import verify_stream
 from xtts_balancer.compat import BalancerQuery, TtsInitRequest
+from xtts_balancer.encoders import make_encoder
 from xtts_balancer.errors import BalancerError, SessionError
-from xtts_balancer.pool import Lease, NoCapacityError
+from xtts_balancer.jobs import acquire_slot, admit_key, job_events, new_job
+from xtts_balancer.models_api import note_model_id
+from xtts_balancer.pool import Lease
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.sending import AudioSender, Pacer
-from xtts_balancer.settings import SERVED_CODECS
-from xtts_balancer.supervisor import WorkerLost
-from xtts_balancer.worker.ipc import Chunk, Job, JobDone, JobFailed
+from xtts_balancer.worker.ipc import Chunk
 from xtts_core.cluster import OriginError
 from xtts_core.errors import ProtocolError
 from xtts_core.protocol import (
     DEFAULT_CHUNK_LENGTH_SCHEDULE,
+    AudioOutput,
     CloseCode,
     CloseConnection,
     ErrorCode,
@@ -233,7 +234,7 @@ class StreamInputSession:
         self._lease = await self._acquire()
         self._check_voice()
         assert self.state.supervisor.sample_rate is not None
-        self._encoder = AudioEncoder(query.audio_format, self.state.supervisor.sample_rate)
+        self._encoder = make_encoder(query.audio_format, self.state.supervisor.sample_rate)
         self._gen_task = asyncio.create_task(self._generate())
         if isinstance(message, SendText | CloseConnection):  # text without a BOS first
             self._apply(message)
@@ -251,15 +252,7 @@ class StreamInputSession:
             ) from None
 
     def _authenticate(self, key: str | None) -> None:
-        identity = self.state.auth.check(key)
-        limit = self.settings.auth.max_sessions_per_key
-        if limit is not None and self.state.key_sessions[identity] >= limit:
-            raise SessionError(
-                f"Too many concurrent sessions for this API key (limit {limit}).",
-                BalancerError.TOO_MANY_SESSIONS,
-            )
-        self.state.key_sessions[identity] += 1
-        self._identity = identity
+        self._identity = admit_key(self.state, key)
 
     async def _receive_first(self, timeout: float) -> str:
         try:
@@ -289,13 +282,6 @@ class StreamInputSession:
         except ProtocolError as exc:
             raise SessionError.from_protocol(exc) from None
         assert isinstance(query, BalancerQuery)
-        if query.audio_format.codec not in SERVED_CODECS:
-            raise SessionError(
-                f"output_format {query.output_format.value!r} is not served yet; use pcm_8000, "
-                "pcm_16000, pcm_22050, pcm_24000, pcm_32000, pcm_44100, pcm_48000, ulaw_8000 "
-                "or alaw_8000",
-                ErrorCode.UNSUPPORTED_OUTPUT_FORMAT,
-            )
         return query
 
     def _configure(
@@ -319,6 +305,7 @@ class StreamInputSession:
             or (init_config.chunk_length_schedule if init_config else None)
             or list(DEFAULT_CHUNK_LENGTH_SCHEDULE)
         )
+        note_model_id(query.model_id)
         self.query = query
         self._timeout_s = query.inactivity_timeout
         self._chunk_codes = query.stream_chunk_size or stream.chunk_codes
@@ -344,18 +331,7 @@ class StreamInputSession:
             )
 
     async def _acquire(self) -> Lease:
-        pool, metrics = self.state.pool, self.state.metrics
-        t0 = time.monotonic()
-        metrics.queue_length.inc()
-        try:
-            lease = await pool.acquire()
-        except NoCapacityError as exc:
-            raise SessionError(
-                str(exc), BalancerError.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER
-            ) from None
-        finally:
-            metrics.queue_length.dec()
-        metrics.queue_wait.observe(time.monotonic() - t0)
+        lease = await acquire_slot(self.state)
         self._last_activity = time.monotonic()  # waiting for a slot is not client silence
         return lease
 
@@ -467,6 +443,9 @@ class StreamInputSession:
         while True:
             segment = await self._segments.get()
             if segment is None:
+                tail = self._encoder.finish()  # a compressed stream's last frames
+                if tail:
+                    await self.ws.send_text(AudioOutput.from_audio(tail).to_json())
                 await self.ws.send_text(FinalOutput.model_validate({}).to_json())
                 await self._close(CloseCode.NORMAL)
                 return
@@ -482,64 +461,31 @@ class StreamInputSession:
 
     async def _speak(self, text: str, pacer: Pacer) -> None:
         assert self._lease is not None
-        supervisor, stream_cfg = self.state.supervisor, self.settings.stream
-        worker = self._lease.worker
-        job = Job(
-            job_id=supervisor.next_job_id(), text=text, language=self.language,
-            voice_id=self.voice_id, speed=self.speed, seed=self.query.seed,
-            max_new_codes=self.settings.model.max_new_codes,
-            first_chunk_codes=stream_cfg.first_chunk_codes, chunk_codes=self._chunk_codes,
-            denoise=self.settings.model.noise_reduction,
+        job = new_job(
+            self.state, text, language=self.language, voice_id=self.voice_id, speed=self.speed,
+            seed=self.query.seed, chunk_codes=self._chunk_codes,
         )  # fmt: skip
         t0 = time.monotonic()
-        events = supervisor.submit(worker, job)
         self._aligner.start(text + " ", self.speed)
         sender = AudioSender(
-            self.ws, self._encoder, self._aligner, pacer, stream_cfg.max_chunk_ms,
+            self.ws, self._encoder, self._aligner, pacer, self.settings.stream.max_chunk_ms,
             self.state.metrics.time_to_first_audio,
         )  # fmt: skip
-        finished = False
-        try:
-            stall_s = self.settings.workers.stall_timeout_s
-            while True:
-                try:
-                    event = await asyncio.wait_for(events.get(), stall_s)
-                except asyncio.TimeoutError:
-                    supervisor.kill(worker, f"job {job.job_id} sent nothing for {stall_s:g} s")
-                    continue  # the worker's death arrives as WorkerLost
+        async with contextlib.aclosing(job_events(self.state, self._lease, job)) as events:
+            async for event in events:
                 if isinstance(event, Chunk):
                     await sender.push(
                         self._encoder.encode(np.frombuffer(event.samples, np.float32))
                     )
-                elif isinstance(event, JobDone):
-                    finished = True
-                    await sender.finish(self._encoder.end_segment())
-                    rtf = event.seconds / (sender.audio_ms / 1000) if sender.audio_ms else 0.0
-                    if sender.audio_ms:
-                        self.state.metrics.real_time_factor.observe(rtf)
-                    self.state.generation_log.write(
-                        time_to_first_audio=sender.first_audio_s or 0.0, real_time_factor=rtf,
-                        latency=time.monotonic() - t0, audio_ms=sender.audio_ms, codes=event.codes,
-                    )  # fmt: skip
-                    return
-                elif isinstance(event, JobFailed):
-                    finished = True
-                    code = (
-                        CloseCode.INTERNAL_ERROR
-                        if event.error == BalancerError.INTERNAL_ERROR.value
-                        else CloseCode.POLICY_VIOLATION
-                    )
-                    raise SessionError(event.message, event.error, code)
-                else:
-                    assert isinstance(event, WorkerLost)
-                    finished = True
-                    raise SessionError(
-                        f"Synthesis failed: {event.message}. Please retry.",
-                        BalancerError.WORKER_FAILED, CloseCode.INTERNAL_ERROR,
-                    )  # fmt: skip
-        finally:
-            if not finished:
-                supervisor.cancel(worker, job.job_id)
+                    continue
+                await sender.finish(self._encoder.end_segment())
+                rtf = event.seconds / (sender.audio_ms / 1000) if sender.audio_ms else 0.0
+                if sender.audio_ms:
+                    self.state.metrics.real_time_factor.observe(rtf)
+                self.state.generation_log.write(
+                    time_to_first_audio=sender.first_audio_s or 0.0, real_time_factor=rtf,
+                    latency=time.monotonic() - t0, audio_ms=sender.audio_ms, codes=event.codes,
+                )  # fmt: skip
 
 
 def _early_timeout(params: dict[str, str]) -> float:

@@ -66,7 +66,8 @@ class Job:
 
 @dataclass(frozen=True)
 class Cancel:
-    """Stop job ``job_id`` at its next chunk; nothing more is sent for it."""
+    """Stop job ``job_id``: its stream slot is free within one decode step; nothing more is sent
+    for it."""
 
     job_id: int
 

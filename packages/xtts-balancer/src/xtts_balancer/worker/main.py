@@ -2,13 +2,19 @@
 
 What it does: loads one :class:`~xtts_core.engine.XttsEngine` on its device, builds the voice
 library (clips of ``voices_dir`` cloned once into a disk cache shared by all workers, named
-speakers, the ``ref_file`` default), synthesises ``warmup_text`` once, reports :class:`Ready`,
-and serves :class:`Job` messages on ``slots`` threads, streaming :class:`Chunk` messages back.
-A :class:`Cancel` stops a job at its next chunk. The pipe closing (the front process died) or a
-:class:`Stop` ends the process, so a worker never outlives its front process.
+speakers, the ``ref_file`` default), starts one :class:`~xtts_core.scheduler.BatchScheduler` with
+``slots`` stream slots, synthesises ``warmup_text`` once through it, reports :class:`Ready`, and
+serves :class:`Job` messages: each is submitted to the scheduler at once (a bad text, language or
+parameter fails there, as :class:`JobFailed`, before any work), and a reader thread per job
+forwards its chunks as :class:`Chunk` messages as soon as the scheduler makes them. So with
+``slots > 1`` the running jobs share every decode step (continuous batching: the weights are read
+once per step for all of them); with ``slots = 1`` the same code path runs one job at a time. A
+:class:`Cancel` frees the job's stream slot within one decode step. The pipe closing (the front
+process died) or a :class:`Stop` ends the process, so a worker never outlives its front process.
 
-What it does not do: protocol, buffering or encoding (the front process does that), or batching
-several jobs into one decode step.
+What it does not do: protocol, buffering or encoding (the front process does that), or queueing
+beyond its slots (the front process leases slots; the scheduler's own FIFO only ever holds jobs
+for an instant).
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -38,9 +43,11 @@ from xtts_balancer.worker.ipc import (
     WorkerConfig,
     WorkerMessage,
 )
-from xtts_core.engine import StreamOptions, XttsEngine
-from xtts_core.errors import XttsError
+from xtts_core.chunking import StreamOptions
+from xtts_core.engine import XttsEngine
+from xtts_core.errors import JobCancelledError, XttsError
 from xtts_core.generate import SamplingParams
+from xtts_core.scheduler import BatchScheduler, SpeechJob
 from xtts_core.voice import Voice
 
 logger = logging.getLogger(__name__)
@@ -123,6 +130,9 @@ class _VoiceLibrary:
 
     def __init__(self, engine: XttsEngine, config: WorkerConfig) -> None:
         self._voices: dict[str, Voice] = {}
+        self._engine = engine
+        self._config = config
+        self._lock = threading.Lock()
         clips = sorted(
             p for p in (config.voices_dir.iterdir() if config.voices_dir else ())
             if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
@@ -146,6 +156,21 @@ class _VoiceLibrary:
         self.ids = tuple(sorted(self._voices))
 
     def get(self, voice_id: str) -> Voice:
+        """The voice; a ``voices_dir`` WAV added since start-up (``POST /v1/voices/add``) is
+        cloned on first use. Raises ``KeyError`` for an id with no voice."""
+        voice = self._voices.get(voice_id)
+        if voice is not None:
+            return voice
+        directory = self._config.voices_dir
+        if directory is None or not voice_id.isalnum():  # an id, never a path
+            raise KeyError(voice_id)
+        clip = directory / f"{voice_id}.wav"
+        if not clip.is_file():
+            raise KeyError(voice_id)
+        with self._lock, _cache_lock(self._config.voice_cache_dir):
+            if voice_id not in self._voices:
+                self._voices[voice_id] = self._engine.clone_voice([clip], name=voice_id)
+        logger.info("loaded voice %s added since start-up", voice_id)
         return self._voices[voice_id]
 
 
@@ -162,16 +187,17 @@ def _cache_lock(directory: Path) -> Iterator[None]:
 
 
 class _JobRunner:
-    """Runs jobs on ``slots`` threads; each checks its cancel flag between chunks."""
+    """Feeds jobs to one batch scheduler; a reader thread per job forwards its chunks."""
 
     def __init__(
         self, engine: XttsEngine, voices: _VoiceLibrary, sender: _Sender, slots: int
     ) -> None:
-        self._engine = engine
         self._voices = voices
         self._sender = sender
-        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="job")
-        self._cancelled: dict[int, threading.Event] = {}
+        self._scheduler = BatchScheduler(engine, max_streams=slots)
+        self._scheduler.start()
+        self._jobs: dict[int, SpeechJob] = {}
+        self._readers: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
 
     def warm_up(self, text: str, language: str) -> None:
@@ -179,58 +205,71 @@ class _JobRunner:
         voice = self._voices.get(DEFAULT_VOICE_ID)
         options = StreamOptions(first_chunk_codes=2, chunk_codes=4)
         params = SamplingParams(max_new_codes=8, seed=0)
-        for _ in self._engine.stream(text, language, voice, params, options=options):
+        for _ in self._scheduler.submit(text, language, voice, params, options=options):
             pass
 
     def submit(self, job: Job) -> None:
+        """Queue ``job`` on the scheduler, or answer :class:`JobFailed` at once if it is bad."""
+        t0 = time.perf_counter()
+        params = SamplingParams(seed=job.seed, max_new_codes=job.max_new_codes)
+        try:
+            voice = self._voices.get(job.voice_id)
+            options = StreamOptions(job.first_chunk_codes, job.chunk_codes, denoise=job.denoise)
+            speech = self._scheduler.submit(
+                job.text, job.language, voice, params, job.speed, options
+            )
+        except KeyError:
+            self._fail(job.job_id, f"voice {job.voice_id!r} not found", "voice_not_found")
+            return
+        except XttsError as exc:  # bad text, language, voice clip or parameter
+            self._fail(job.job_id, str(exc), "invalid_message")
+            return
+        except Exception as exc:  # a bug: fail this job, keep the worker serving the others
+            logger.error("job %d could not start", job.job_id, exc_info=exc)
+            self._fail(job.job_id, f"synthesis failed: {type(exc).__name__}", "internal_error")
+            return
+        reader = threading.Thread(
+            target=self._forward, args=(job.job_id, speech, t0), name=f"job-{job.job_id}",
+            daemon=True,
+        )  # fmt: skip
         with self._lock:
-            self._cancelled[job.job_id] = threading.Event()
-        self._pool.submit(self._run, job)
+            self._jobs[job.job_id] = speech
+            self._readers[job.job_id] = reader
+        reader.start()
 
     def cancel(self, job_id: int) -> None:
+        """Drop a job: the scheduler frees its slot within one step; nothing more is sent."""
         with self._lock:
-            flag = self._cancelled.get(job_id)
-        if flag is not None:
-            flag.set()
+            speech = self._jobs.get(job_id)
+        if speech is not None:
+            speech.cancel()
 
     def shutdown(self) -> None:
+        """Close the scheduler (every unfinished job ends cancelled) and join the readers."""
+        self._scheduler.close()
         with self._lock:
-            for flag in self._cancelled.values():
-                flag.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            readers = list(self._readers.values())
+        for reader in readers:
+            reader.join()
 
-    def _run(self, job: Job) -> None:
-        with self._lock:
-            cancelled = self._cancelled[job.job_id]
-        t0 = time.perf_counter()
+    def _forward(self, job_id: int, speech: SpeechJob, t0: float) -> None:
+        """Reader thread: send the job's chunks as they come, then :class:`JobDone`."""
         codes = 0
         try:
-            if cancelled.is_set():
-                return
-            try:
-                voice = self._voices.get(job.voice_id)
-            except KeyError:
-                self._sender.send(
-                    JobFailed(job.job_id, f"voice {job.voice_id!r} not found", "voice_not_found")
-                )
-                return
-            params = SamplingParams(seed=job.seed, max_new_codes=job.max_new_codes)
-            options = StreamOptions(job.first_chunk_codes, job.chunk_codes, denoise=job.denoise)
-            stream = self._engine.stream(job.text, job.language, voice, params, job.speed, options)
-            for chunk in stream:
-                if cancelled.is_set():
-                    return
+            for chunk in speech:
                 codes = chunk.codes_so_far
                 if chunk.samples.size:
-                    self._sender.send(Chunk(job.job_id, chunk.samples.tobytes()))
-            self._sender.send(JobDone(job.job_id, codes, time.perf_counter() - t0))
-        except XttsError as exc:  # bad text, language or parameter: the client's problem
-            self._sender.send(JobFailed(job.job_id, str(exc), "invalid_message"))
+                    self._sender.send(Chunk(job_id, chunk.samples.tobytes()))
+            self._sender.send(JobDone(job_id, codes, time.perf_counter() - t0))
+        except JobCancelledError:  # the front asked for it (or the worker is stopping)
+            logger.info("job %d cancelled; its stream slot is free", job_id)
         except Exception as exc:  # a bug or a device error: report it, keep serving
-            logger.exception("job %d failed", job.job_id)
-            self._sender.send(
-                JobFailed(job.job_id, f"synthesis failed: {type(exc).__name__}", "internal_error")
-            )
+            logger.error("job %d failed", job_id, exc_info=exc)
+            self._fail(job_id, f"synthesis failed: {type(exc).__name__}", "internal_error")
         finally:
             with self._lock:
-                self._cancelled.pop(job.job_id, None)
+                self._jobs.pop(job_id, None)
+                self._readers.pop(job_id, None)
+
+    def _fail(self, job_id: int, message: str, error: str) -> None:
+        self._sender.send(JobFailed(job_id, message, error))

@@ -1,0 +1,121 @@
+"""The steps every speech request takes, whichever door it came in by (websocket or HTTP).
+
+:func:`admit_key` checks an API key and counts the caller's open sessions; :func:`acquire_slot`
+takes a worker slot from the :class:`~xtts_balancer.pool.SlotPool` (FIFO queue, metrics);
+:func:`new_job` builds one segment's :class:`~xtts_balancer.worker.ipc.Job` from the settings;
+:func:`job_events` runs it on the leased worker and yields its chunks, then its
+:class:`~xtts_balancer.worker.ipc.JobDone`. A job that sends nothing for
+``workers.stall_timeout_s`` gets its worker killed (a hung worker); a failure is a
+:class:`~xtts_balancer.errors.SessionError`; leaving early cancels the job at the worker, so use
+it inside :func:`contextlib.aclosing`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
+
+from xtts_balancer.errors import BalancerError, SessionError
+from xtts_balancer.pool import Lease, NoCapacityError
+from xtts_balancer.supervisor import WorkerLost
+from xtts_balancer.worker.ipc import Chunk, Job, JobDone, JobFailed
+from xtts_core.protocol import CloseCode
+
+if TYPE_CHECKING:
+    from xtts_balancer.app import BalancerState
+
+__all__ = ["acquire_slot", "admit_key", "job_events", "new_job"]
+
+
+def admit_key(state: BalancerState, key: str | None) -> str:
+    """The identity of a valid ``key`` after counting one more session for it; the caller gives
+    it back with ``state.key_sessions[identity] -= 1``.
+
+    Raises:
+        SessionError: no or a wrong key, or the key's session limit is reached.
+    """
+    identity = state.auth.check(key)
+    limit = state.settings.auth.max_sessions_per_key
+    if limit is not None and state.key_sessions[identity] >= limit:
+        raise SessionError(
+            f"Too many concurrent sessions for this API key (limit {limit}).",
+            BalancerError.TOO_MANY_SESSIONS,
+        )
+    state.key_sessions[identity] += 1
+    return identity
+
+
+async def acquire_slot(state: BalancerState) -> Lease:
+    """A worker slot, now or after waiting in the queue.
+
+    Raises:
+        SessionError: ``server_busy`` (close 1013) when the queue is full or the wait timed out.
+    """
+    metrics = state.metrics
+    t0 = time.monotonic()
+    metrics.queue_length.inc()
+    try:
+        lease = await state.pool.acquire()
+    except NoCapacityError as exc:
+        raise SessionError(str(exc), BalancerError.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER) from None
+    finally:
+        metrics.queue_length.dec()
+    metrics.queue_wait.observe(time.monotonic() - t0)
+    return lease
+
+
+def new_job(
+    state: BalancerState, text: str, *, language: str, voice_id: str, speed: float,
+    seed: int | None, chunk_codes: int | None = None,
+) -> Job:  # fmt: skip
+    """One segment's job with the model and stream settings filled in."""
+    settings = state.settings
+    return Job(
+        job_id=state.supervisor.next_job_id(), text=text, language=language, voice_id=voice_id,
+        speed=speed, seed=seed, max_new_codes=settings.model.max_new_codes,
+        first_chunk_codes=settings.stream.first_chunk_codes,
+        chunk_codes=chunk_codes or settings.stream.chunk_codes,
+        denoise=settings.model.noise_reduction,
+    )  # fmt: skip
+
+
+async def job_events(
+    state: BalancerState, lease: Lease, job: Job
+) -> AsyncGenerator[Chunk | JobDone, None]:
+    """Run ``job`` on ``lease``'s worker: its chunks, then its :class:`JobDone` (see the module
+    docstring)."""
+    supervisor, worker = state.supervisor, lease.worker
+    stall_s = state.settings.workers.stall_timeout_s
+    events = supervisor.submit(worker, job)
+    finished = False
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(events.get(), stall_s)
+            except asyncio.TimeoutError:
+                supervisor.kill(worker, f"job {job.job_id} sent nothing for {stall_s:g} s")
+                continue  # the worker's death arrives as WorkerLost
+            if isinstance(event, Chunk):
+                yield event
+                continue
+            finished = True
+            if isinstance(event, JobDone):
+                yield event
+                return
+            if isinstance(event, JobFailed):
+                code = (
+                    CloseCode.INTERNAL_ERROR
+                    if event.error == BalancerError.INTERNAL_ERROR.value
+                    else CloseCode.POLICY_VIOLATION
+                )
+                raise SessionError(event.message, event.error, code)
+            assert isinstance(event, WorkerLost)
+            raise SessionError(
+                f"Synthesis failed: {event.message}. Please retry.",
+                BalancerError.WORKER_FAILED, CloseCode.INTERNAL_ERROR,
+            )  # fmt: skip
+    finally:
+        if not finished:
+            supervisor.cancel(worker, job.job_id)

@@ -1,0 +1,289 @@
+"""Voices: ``GET /v1/voices``, ``GET /v1/voices/{voice_id}``, ``POST /v1/voices/add`` and
+``DELETE /v1/voices/{voice_id}`` in ElevenLabs' shapes (elevenlabs-protocol.md §4.3).
+
+The voices are those the workers serve: clips of ``model.voices_dir`` and ``model.ref_file``
+(category ``cloned``) and the checkpoint's named speakers (``premade``); ``default`` is an alias
+and not listed. ``POST /v1/voices/add`` takes multipart ``name`` plus one or more ``files``
+(optional ``description`` and ``labels``, a JSON object of strings). Every file must decode as
+audio (PyAV, so any format FFmpeg reads; this is the type check) and the request must fit in
+``limits.max_upload_bytes``. The clips are joined into one 22.05 kHz WAV named by a fresh random
+id, with a JSON sidecar for the name, in ``model.voices_dir``: uploaded file names never become
+paths, so nothing is written outside the library. The voice is usable at once: the front process
+knows the id, and each worker clones a library clip the first time a job asks for it. Only voices
+added this way can be deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+import secrets
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from xtts_balancer.http_common import ApiError, ValidationErrorItem, balancer_state, check_caller
+from xtts_balancer.worker.main import AUDIO_SUFFIXES, DEFAULT_VOICE_ID
+from xtts_core.protocol import ErrorCode, VoiceSettings
+
+__all__ = [
+    "AddVoiceResponse",
+    "VoiceResponse",
+    "VoicesResponse",
+    "add_voice",
+    "delete_voice",
+    "get_voice",
+    "list_voices",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Reference files one request may carry (ElevenLabs' instant cloning takes up to 25).
+MAX_FILES = 25
+#: Sample rate of the stored library clip (XTTS conditions on 22.05 kHz audio).
+LIBRARY_RATE = 22050
+#: Shortest and longest reference audio accepted, all files together, in seconds.
+MIN_SECONDS, MAX_SECONDS = 0.5, 600.0
+#: Pause between joined reference files.
+GAP_SECONDS = 0.25
+#: Sidecar suffix of voices added through the API (name, description, labels).
+ADDED_VOICE_SUFFIX = ".voice.json"
+_VOICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class VoiceResponse(BaseModel):
+    """One voice (the fields of ElevenLabs' ``VoiceResponseModel`` that clients read)."""
+
+    voice_id: str
+    name: str
+    category: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+    preview_url: str | None = None
+    available_for_tiers: list[str] = Field(default_factory=list)
+    settings: VoiceSettings | None = None
+    high_quality_base_model_ids: list[str] = Field(default_factory=list)
+
+
+class VoicesResponse(BaseModel):
+    voices: list[VoiceResponse]
+
+
+class AddVoiceResponse(BaseModel):
+    voice_id: str
+    requires_verification: bool = False
+
+
+class _AddedVoice(BaseModel):
+    """The sidecar of an added voice (``<voice_id>.voice.json``)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(None, max_length=1000)
+    labels: dict[str, str] = Field(default_factory=dict)
+    created_unix: int = 0
+
+
+def _library(request: Request) -> Path | None:
+    return balancer_state(request).settings.model.voices_dir
+
+
+def _clip_ids(request: Request) -> set[str]:
+    """Ids of the voices cloned from the server's own clips (``voices_dir``, ``ref_file``)."""
+    library = _library(request)
+    clips = (
+        {p.stem for p in library.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES}
+        if library
+        else set()
+    )
+    ref_file = balancer_state(request).settings.model.ref_file
+    if ref_file is not None:
+        clips.add(ref_file.stem)
+    return clips
+
+
+def _describe(request: Request, voice_id: str, clips: set[str]) -> VoiceResponse:
+    library = _library(request)
+    sidecar = _sidecar(library, voice_id) if library is not None else None
+    if sidecar is not None and sidecar.is_file():
+        added = _AddedVoice.model_validate_json(sidecar.read_text(encoding="utf-8"))
+        return VoiceResponse(
+            voice_id=voice_id, name=added.name, category="cloned", labels=added.labels,
+            description=added.description,
+        )  # fmt: skip
+    category = "cloned" if voice_id in clips else "premade"
+    return VoiceResponse(voice_id=voice_id, name=voice_id, category=category)
+
+
+def _sidecar(library: Path, voice_id: str) -> Path | None:
+    """The sidecar path of ``voice_id`` inside ``library``; ``None`` for an id that is no name."""
+    if not _VOICE_ID.fullmatch(voice_id):
+        return None
+    return library / f"{voice_id}{ADDED_VOICE_SUFFIX}"
+
+
+def _known(request: Request, voice_id: str) -> None:
+    voices = balancer_state(request).supervisor.voices
+    if voice_id not in voices:
+        raise ApiError(
+            404, ErrorCode.VOICE_NOT_FOUND.value,
+            f"A voice for the voice_id {voice_id} was not found.",
+        )  # fmt: skip
+
+
+async def list_voices(request: Request) -> Response:
+    """``GET /v1/voices``."""
+    check_caller(request)
+    ids = sorted(balancer_state(request).supervisor.voices - {DEFAULT_VOICE_ID})
+    clips = _clip_ids(request)
+    body = VoicesResponse(voices=[_describe(request, voice_id, clips) for voice_id in ids])
+    return JSONResponse(body.model_dump(mode="json"))
+
+
+async def get_voice(request: Request) -> Response:
+    """``GET /v1/voices/{voice_id}``."""
+    check_caller(request)
+    voice_id = request.path_params["voice_id"]
+    _known(request, voice_id)
+    voice = _describe(request, voice_id, _clip_ids(request))
+    return JSONResponse(voice.model_dump(mode="json"))
+
+
+async def delete_voice(request: Request) -> Response:
+    """``DELETE /v1/voices/{voice_id}``: only voices added through the API."""
+    check_caller(request)
+    voice_id = request.path_params["voice_id"]
+    _known(request, voice_id)
+    library = _library(request)
+    sidecar = _sidecar(library, voice_id) if library is not None else None
+    if library is None or sidecar is None or not sidecar.is_file():
+        raise ApiError(
+            403, "voice_not_deletable",
+            f"Voice {voice_id} comes from the server's configuration and cannot be deleted.",
+        )  # fmt: skip
+    supervisor = balancer_state(request).supervisor
+    supervisor.voices = supervisor.voices - {voice_id}
+    (library / f"{voice_id}.wav").unlink(missing_ok=True)
+    sidecar.unlink(missing_ok=True)
+    logger.info("deleted voice %s", voice_id)
+    return JSONResponse({"status": "ok"})
+
+
+async def add_voice(request: Request) -> Response:
+    """``POST /v1/voices/add`` (see the module docstring)."""
+    check_caller(request)
+    state = balancer_state(request)
+    library = state.settings.model.voices_dir
+    if library is None:
+        raise ApiError(
+            409, "voice_library_disabled",
+            "This server has no voice library (model.voices_dir); voices cannot be added.",
+        )  # fmt: skip
+    limit = state.settings.limits.max_upload_bytes
+    length = request.headers.get("content-length")
+    if length is None:
+        raise ApiError(411, "length_required", "Send the upload with a Content-Length.")
+    if not length.isdigit() or int(length) > limit:
+        raise ApiError(413, "payload_too_large", f"The upload is larger than {limit} bytes.")
+    try:
+        form = await request.form(max_files=MAX_FILES, max_fields=20)
+    except HTTPException as exc:  # Starlette's answer to a MultiPartException
+        raise _invalid(["body"], f"malformed multipart body: {exc.detail}") from None
+    uploads = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
+    if not uploads:
+        raise _invalid(["body", "files"], "at least one reference audio file is required")
+    meta = _metadata(form.get("name"), form.get("description"), form.get("labels"))
+    contents = [await upload.read() for upload in uploads]
+    if sum(len(data) for data in contents) > limit:
+        raise ApiError(413, "payload_too_large", f"The upload is larger than {limit} bytes.")
+    names = [upload.filename or f"file {i + 1}" for i, upload in enumerate(uploads)]
+    clip = await asyncio.to_thread(_join_clips, contents, names)
+    voice_id = secrets.token_hex(10)
+    await asyncio.to_thread(_store, library, voice_id, clip, meta)
+    state.supervisor.voices = state.supervisor.voices | {voice_id}
+    logger.info("added voice %s (%r, %d files)", voice_id, meta.name, len(uploads))
+    return JSONResponse(AddVoiceResponse(voice_id=voice_id).model_dump(mode="json"))
+
+
+def _invalid(loc: list[str | int], msg: str) -> ApiError:
+    return ApiError.validation([ValidationErrorItem(loc=loc, msg=msg, type="value_error")])
+
+
+def _metadata(name: object, description: object, labels: object) -> _AddedVoice:
+    if not isinstance(name, str) or not name.strip():
+        raise _invalid(["body", "name"], "name is required")
+    parsed_labels: object = {}
+    if isinstance(labels, str) and labels.strip():
+        try:
+            parsed_labels = json.loads(labels) or {}  # the SDK sends "null" when none are set
+        except ValueError:
+            raise _invalid(["body", "labels"], "labels must be a JSON object") from None
+    try:
+        return _AddedVoice.model_validate(
+            {
+                "name": name.strip(),
+                "description": description if isinstance(description, str) else None,
+                "labels": parsed_labels,
+                "created_unix": int(time.time()),
+            }
+        )
+    except ValidationError as exc:
+        raise ApiError.from_pydantic(exc, "body") from None
+
+
+def _decode(data: bytes, name: str) -> np.ndarray:
+    """Mono float32 at :data:`LIBRARY_RATE` (at most :data:`MAX_SECONDS`); 422 if not audio."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=LIBRARY_RATE)
+    parts: list[np.ndarray] = []
+    total = 0
+    try:
+        with av.open(io.BytesIO(data), "r") as container:
+            if not container.streams.audio:
+                raise _invalid(["body", "files"], f"{name} has no audio")
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray().reshape(-1))
+                    total += parts[-1].size
+                if total > MAX_SECONDS * LIBRARY_RATE:
+                    raise _invalid(["body", "files"], f"{name} is longer than {MAX_SECONDS:g} s")
+            for out in resampler.resample(None):
+                parts.append(out.to_ndarray().reshape(-1))
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise _invalid(
+            ["body", "files"], f"{name} is not audio that can be decoded ({exc})"
+        ) from None
+    samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if not np.isfinite(samples).all():
+        raise _invalid(["body", "files"], f"{name} holds NaN or infinite samples")
+    return samples.astype(np.float32)
+
+
+def _join_clips(contents: list[bytes], names: list[str]) -> np.ndarray:
+    gap = np.zeros(int(GAP_SECONDS * LIBRARY_RATE), np.float32)
+    clips = [_decode(data, name) for data, name in zip(contents, names, strict=True)]
+    joined = np.concatenate([part for clip in clips for part in (clip, gap)][:-1])
+    if joined.size < MIN_SECONDS * LIBRARY_RATE:
+        raise _invalid(["body", "files"], f"the reference audio is shorter than {MIN_SECONDS:g} s")
+    if joined.size > MAX_SECONDS * LIBRARY_RATE:
+        raise _invalid(["body", "files"], f"the reference audio is longer than {MAX_SECONDS:g} s")
+    return joined
+
+
+def _store(library: Path, voice_id: str, clip: np.ndarray, meta: _AddedVoice) -> None:
+    """Sidecar first, then the clip by an atomic rename, so a worker never reads half a file."""
+    sidecar = _sidecar(library, voice_id)
+    assert sidecar is not None  # a token_hex id is always a valid name
+    sidecar.write_text(meta.model_dump_json(), encoding="utf-8")
+    partial = library / f".{voice_id}.partial"
+    soundfile.write(partial, np.clip(clip, -1.0, 1.0), LIBRARY_RATE, format="WAV", subtype="PCM_16")
+    partial.replace(library / f"{voice_id}.wav")
