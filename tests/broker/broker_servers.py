@@ -1,12 +1,15 @@
 """Real servers for the broker tests: any ASGI app, or the broker itself, under Hypercorn on
-127.0.0.1 with an ephemeral port bound before start (no port race), and throwaway TLS files."""
+127.0.0.1 with an ephemeral port bound before start (no port race), the broker in a thread for
+synchronous clients, and throwaway TLS files."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from hypercorn.config import Config
 from hypercorn.typing import Framework
 
 from xtts_broker.serve import run_broker
-from xtts_broker.settings import BrokerSettings
+from xtts_broker.settings import BrokerSettings, Strategy
 from xtts_core.cluster import hash_api_key
 
 SECRET = "cluster-secret-for-tests-0123"
@@ -121,3 +124,75 @@ async def serve_broker(settings: BrokerSettings, port: int = 0) -> AsyncIterator
     finally:
         shutdown.set()
         await task
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class BrokerThread:
+    """The real broker on its own event loop in a daemon thread, so that synchronous clients
+    (the official SDK, subprocess balancers) can use it; restartable on its port.
+
+    Args:
+        tls: serve https/wss with these files; plain http/ws without.
+        sections: settings overrides as for :func:`make_settings` (``service.strategy`` is
+            :meth:`start`'s).
+    """
+
+    def __init__(self, tls: TlsFiles | None = None, **sections: dict[str, Any]) -> None:
+        self._tls = (
+            {"tls_certfile": str(tls.certfile), "tls_keyfile": str(tls.keyfile)} if tls else {}
+        )
+        self._sections = sections
+        self.strategy: Strategy = "deep"
+        self.port = 0  # 0 until the first start picks a free port, then kept across restarts
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self, strategy: Strategy) -> None:
+        sections = dict(self._sections)
+        service = {**sections.pop("service", {}), **self._tls, "strategy": strategy}
+        settings = make_settings(service=service, **sections)
+        listening = threading.Event()
+
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            async with serve_broker(settings, self.port) as url:
+                self.url, self.port = url, int(url.rsplit(":", 1)[1])
+                listening.set()
+                await self._stop.wait()
+
+        def run() -> None:
+            try:
+                asyncio.run(main())
+            except BaseException as exc:  # re-raised in the test thread by start() or stop()
+                self._error = exc
+            finally:
+                listening.set()
+
+        self.strategy, self._error = strategy, None
+        self._thread = threading.Thread(target=run, name="broker", daemon=True)
+        self._thread.start()
+        listening.wait(30)
+        self._raise()
+
+    def stop(self) -> None:
+        """The broker's graceful shutdown (drain, then stop serving)."""
+        assert self._loop is not None and self._stop is not None and self._thread is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the broker did not stop"
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error

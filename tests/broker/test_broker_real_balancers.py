@@ -24,7 +24,6 @@ a stream holds its slot) or from the broker's per-balancer routing counter.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -35,16 +34,15 @@ import signal
 import ssl
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from broker_servers import CLIENT_KEY, SECRET, make_settings, serve_broker, write_tls_files
+from broker_servers import CLIENT_KEY, SECRET, BrokerThread, eventually, write_tls_files
 from websockets.sync.client import ClientConnection, connect
 
 from xtts_broker.settings import Strategy
@@ -71,73 +69,6 @@ HEARTBEAT_S = 1.0
 TTL_S = 2.5
 BOS = {"text": " "}
 STREAM_PATH = f"/v1/text-to-speech/{CLIP_VOICE}/stream-input"
-
-
-def eventually(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
-class BrokerThread:
-    """The real broker on its own event loop in a daemon thread; restartable on its port."""
-
-    def __init__(self, tls_certfile: Path, tls_keyfile: Path) -> None:
-        self._tls = {"tls_certfile": str(tls_certfile), "tls_keyfile": str(tls_keyfile)}
-        self.strategy: Strategy = "deep"
-        self.port = 0  # 0 until the first start picks a free port, then kept across restarts
-        self.url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def start(self, strategy: Strategy) -> None:
-        settings = make_settings(
-            service={**self._tls, "strategy": strategy},
-            cluster={
-                "heartbeat_interval_s": HEARTBEAT_S,
-                "heartbeat_ttl_s": TTL_S,
-                "removal_grace_s": 60.0,
-            },
-        )
-        listening = threading.Event()
-
-        async def main() -> None:
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            async with serve_broker(settings, self.port) as url:
-                self.url, self.port = url, int(url.rsplit(":", 1)[1])
-                listening.set()
-                await self._stop.wait()
-
-        def run() -> None:
-            try:
-                asyncio.run(main())
-            except BaseException as exc:  # re-raised in the test thread by start() or stop()
-                self._error = exc
-            finally:
-                listening.set()
-
-        self.strategy, self._error = strategy, None
-        self._thread = threading.Thread(target=run, name="broker", daemon=True)
-        self._thread.start()
-        listening.wait(30)
-        self._raise()
-
-    def stop(self) -> None:
-        """The broker's graceful shutdown (drain, then stop serving)."""
-        assert self._loop is not None and self._stop is not None and self._thread is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the broker did not stop"
-        self._raise()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
 
 
 @dataclass
@@ -297,7 +228,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     voices = tmp / "voices"  # no clips: the checkpoint's named speaker is the voice
     voices.mkdir()
     tls = write_tls_files(tmp)
-    broker = BrokerThread(tls.certfile, tls.keyfile)
+    broker = BrokerThread(
+        tls,
+        cluster={
+            "heartbeat_interval_s": HEARTBEAT_S,
+            "heartbeat_ttl_s": TTL_S,
+            "removal_grace_s": 60.0,
+        },
+    )
     with pytest.MonkeyPatch.context() as env:
         # The balancers (started below, inheriting the environment) register over https, and
         # the official SDK opens wss://: both trust the throwaway CA through SSL_CERT_FILE.

@@ -9,6 +9,10 @@ Routes:
   (``Authorization: Bearer <cluster secret>``).
 - ``WS /v1/text-to-speech/{voice_id}/stream-input`` and ``…/multi-stream-input``: client streams,
   relayed to a balancer by :class:`~xtts_broker.proxy.StreamProxy`.
+- ``POST /v1/text-to-speech/{voice_id}`` (and ``/stream``, ``/with-timestamps``,
+  ``/stream/with-timestamps``), ``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``:
+  the balancers' HTTP API, relayed by :mod:`xtts_broker.http_proxy` (which also answers voice
+  management with 501).
 - ``GET /health`` (the process answers), ``GET /ready`` (at least one healthy balancer and not
   shutting down), ``GET /metrics`` (Prometheus).
 """
@@ -33,6 +37,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from xtts_broker.__about__ import __version__
+from xtts_broker.http_proxy import http_routes
 from xtts_broker.metrics import BrokerMetrics
 from xtts_broker.proxy import StreamProxy
 from xtts_broker.registry import Health, Registry
@@ -224,13 +229,17 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         registry = Registry(settings.cluster, clock=clock)
-        async with httpx.AsyncClient() as http:
+        # No cap on connections: every proxied HTTP answer holds one for as long as it streams,
+        # and the balancers' own slot limits are what bound them.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        async with httpx.AsyncClient(limits=limits) as http:
             app.state.broker = BrokerState(
                 settings=settings,
                 registry=registry,
                 router=Router(registry, settings, http, rng),
                 metrics=BrokerMetrics(),
                 api_keys=ApiKeys(settings.auth.api_key_hashes),
+                http=http,
             )
             yield
 
@@ -244,5 +253,6 @@ def create_app(
         Route("/metrics", metrics, methods=["GET"]),
         WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", stream_input),
         WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
+        *http_routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode
 
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -45,7 +46,7 @@ from xtts_broker.state import BrokerState
 from xtts_core.cluster import sign_request
 from xtts_core.protocol import CloseCode, ErrorCode, ErrorMessage, close_reason
 
-__all__ = ["StreamProxy"]
+__all__ = ["StreamProxy", "client_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,17 +84,18 @@ class _BackendClosed:
     failover: bool
 
 
-def _client_key(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("xi-api-key")
+def client_key(connection: HTTPConnection) -> str | None:
+    """The API key a client sent with its request or handshake (headers, then the query)."""
+    header = connection.headers.get("xi-api-key")
     if header:
         return header
     for value in (
-        websocket.headers.get("authorization"),
-        websocket.query_params.get("authorization"),
+        connection.headers.get("authorization"),
+        connection.query_params.get("authorization"),
     ):
         if value:
             return _bearer(value)
-    return websocket.query_params.get("xi_api_key") or None
+    return connection.query_params.get("xi_api_key") or None
 
 
 def _bearer(value: str) -> str:
@@ -190,7 +192,7 @@ class StreamProxy:
         auth = self._state.settings.auth
         if not auth.enabled:
             return True
-        key = _client_key(self._ws)
+        key = client_key(self._ws)
         if key is None:
             try:
                 item = await self._or_stop(

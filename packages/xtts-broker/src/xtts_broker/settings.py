@@ -183,7 +183,10 @@ class RoutingSection(SettingsSection):
     max_attempts: int = Field(default=3, ge=1, le=10)
     """Balancers tried per stream before the client gets "no capacity" (1013)."""
     connect_timeout_s: float = Field(default=5.0, gt=0)
-    """Timeout of the websocket handshake with a balancer."""
+    """Timeout of the websocket handshake, or the HTTP connection, with a balancer."""
+    read_timeout_s: float = Field(default=60.0, gt=0)
+    """Longest wait for the next bytes of a balancer's HTTP answer (its headers included): a
+    balancer silent for longer is treated as failed instead of holding the client for ever."""
 
 
 class BrokerSettings(ServiceSettings):

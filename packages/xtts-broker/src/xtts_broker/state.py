@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import httpx
+
 from xtts_broker.metrics import BrokerMetrics
 from xtts_broker.registry import Registry
 from xtts_broker.router import Router
@@ -19,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 class Stoppable(Protocol):
-    """An open stream that can be told to close with 1001 and waited for."""
+    """An open stream (websocket, or proxied HTTP answer) that can be told to stop and waited for."""
 
     def stop(self) -> None: ...
 
@@ -35,6 +37,8 @@ class BrokerState:
     router: Router
     metrics: BrokerMetrics
     api_keys: ApiKeys
+    http: httpx.AsyncClient
+    """Shared by capacity probes and proxied HTTP requests (one connection pool per broker)."""
     streams: set[Stoppable] = field(default_factory=set)
     draining: bool = False
     """Set at shutdown: /ready fails and new client streams are refused with 1001."""

@@ -1,0 +1,349 @@
+"""The balancer's HTTP API through the broker: speech with failover, listings, voice management.
+
+Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-timestamps`` and
+``/stream/with-timestamps`` variants) goes the websocket's way (:mod:`xtts_broker.proxy`):
+
+- **Auth at the broker**, with the websocket's keys and places (``xi-api-key``, ``Authorization:
+  Bearer``, the ``xi_api_key``/``authorization`` query): without a valid key, 401
+  ``{"detail": {"status": "invalid_api_key", "message": ...}}`` before any balancer is involved.
+- **Routing**: the strategy picks a balancer and a slot is reserved for the whole answer. The
+  request goes out with the broker's proof of origin over method and path
+  (:func:`xtts_core.cluster.sign_request`) and a fresh session id in
+  :data:`~xtts_core.cluster.SESSION_ID_HEADER`; the path is percent-encoded again, the query
+  re-encoded, the body relayed as it came (at most :data:`MAX_BODY_BYTES`).
+- **Failover**: the body is kept, so until the balancer's status line arrives nothing has
+  reached the client and any failure can be retried on the next balancer (at most
+  ``routing.max_attempts``): a connection error or timeout (the balancer is also taken out of
+  rotation until its next heartbeat, as for a websocket) or a "busy" answer, 429 or 503 (the
+  HTTP form of close 1013; the balancer stays in rotation).
+- **Relay**: status, ``Content-Type`` and the other end-to-end headers, then the body chunk by
+  chunk as the balancer sends it. A balancer that fails mid-answer, or a broker that stops it at
+  shutdown (:class:`~xtts_broker.state.BrokerState` drains HTTP answers like streams), aborts the
+  connection, so the client sees a truncated transfer rather than a short file that looks
+  complete, as when it talks to a balancer. A client that leaves closes the balancer's
+  connection at once, which cancels the job there.
+- **No capacity**: when every attempt found the balancer busy or broken, 429 ``no_capacity``
+  while some balancer is still healthy (busy: retry later, as ElevenLabs answers a full
+  concurrency quota), 503 ``no_balancer`` when none is. Both use the balancer's
+  ``{"detail": {"status", "message"}}`` shape, which the official SDK turns into an ``ApiError``.
+
+Listings (``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``) hold no slot: the first
+healthy balancer that answers serves them (503 ``no_balancer`` when none does). Voice management
+(``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) is refused with 501: a balancer
+gives an added voice a random id in its own library, so a voice added through the broker would
+exist on one balancer while speech for it is routed to any. Voices of a cluster are provisioned
+in each balancer's voice library (``model.voices_dir``) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Final
+from urllib.parse import parse_qsl, quote, urlencode
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from xtts_broker.proxy import client_key
+from xtts_broker.registry import BalancerEntry
+from xtts_broker.router import Route as Routed
+from xtts_broker.state import BrokerState
+from xtts_core.cluster import sign_request
+from xtts_core.protocol import ErrorCode
+
+__all__ = ["MAX_BODY_BYTES", "http_routes"]
+
+logger = logging.getLogger(__name__)
+
+#: Largest speech request body relayed; texts are limited far below this by the balancers.
+MAX_BODY_BYTES: Final = 1024 * 1024
+#: The speech endpoints, after ``/v1/text-to-speech/{voice_id}``.
+_SPEECH_SUFFIXES: Final = ("", "/stream", "/with-timestamps", "/stream/with-timestamps")
+#: Answers that mean "busy, try elsewhere" (the HTTP form of close 1013).
+_BUSY_STATUSES: Final = frozenset({429, 503})
+#: Request headers passed on to the balancer (auth is replaced by the broker's signature).
+_FORWARDED: Final = ("content-type", "accept")
+#: Answer headers not passed back: hop-by-hop ones, and those Hypercorn sets for the client.
+_NOT_RELAYED: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "date",
+        "server",
+    }
+)
+
+
+class _AbortedError(Exception):
+    """The answer cannot be completed: the server must drop the client's connection."""
+
+
+def _state(request: Request) -> BrokerState:
+    state: BrokerState = request.app.state.broker
+    return state
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"detail": {"status": code, "message": message}}, status_code=status)
+
+
+def _refusal(request: Request) -> Response | None:
+    """The answer to a request the broker does not take (draining, no valid key), else ``None``."""
+    state = _state(request)
+    if state.draining:
+        return _error(503, "shutting_down", "The broker is shutting down; retry in a moment.")
+    if state.settings.auth.enabled and not state.api_keys.check(client_key(request)):
+        state.metrics.rejected.labels("auth").inc()
+        return _error(
+            401,
+            ErrorCode.INVALID_API_KEY.value,
+            "Invalid or missing API key: send it in the xi-api-key header.",
+        )
+    return None
+
+
+def _relayed_headers(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+    return [
+        (name, value)
+        for name, value in response.headers.raw
+        if name.decode("latin-1").lower() not in _NOT_RELAYED
+    ]
+
+
+async def _send(
+    state: BrokerState, entry: BalancerEntry, request: Request, body: bytes, session_id: str
+) -> httpx.Response | None:
+    """``request`` sent to ``entry``, signed; its answer with the body still to read, or
+    ``None`` when the next balancer should be tried (failure or busy, logged and counted)."""
+    settings = state.settings
+    path = request.url.path
+    url = entry.registration.base_url + quote(path, safe="/")
+    query = urlencode(parse_qsl(request.url.query, keep_blank_values=True))
+    if query:
+        url += f"?{query}"
+    headers = sign_request(
+        settings.cluster.secret.get_secret_value(), request.method, path, session_id=session_id
+    )
+    headers.update({name: request.headers[name] for name in _FORWARDED if name in request.headers})
+    # Relayed byte for byte: the balancer must not compress what the client did not ask for.
+    headers["accept-encoding"] = "identity"
+    timeout = httpx.Timeout(
+        settings.routing.read_timeout_s, connect=settings.routing.connect_timeout_s
+    )
+    outgoing = state.http.build_request(
+        request.method, url, content=body, headers=headers, timeout=timeout
+    )
+    try:
+        response = await state.http.send(outgoing, stream=True)
+    except httpx.TransportError as exc:
+        problem = f"cannot reach it: {' '.join(str(exc).split()) or type(exc).__name__}"
+        state.registry.mark_down(entry.id, problem)
+        state.metrics.failovers.labels("connect").inc()
+        logger.info("session=%s balancer %s: %s; trying the next", session_id, entry.id, problem)
+        return None
+    if response.status_code in _BUSY_STATUSES:
+        await response.aclose()
+        state.metrics.failovers.labels(f"http_{response.status_code}").inc()
+        logger.info(
+            "session=%s balancer %s answered %d (busy); trying the next",
+            session_id,
+            entry.id,
+            response.status_code,
+        )
+        return None
+    return response
+
+
+async def speech(request: Request) -> Response | _Relay:
+    """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]`` (module docstring)."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return _error(413, "request_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    state = _state(request)
+    session_id = secrets.token_hex(8)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    logger.info("session=%s client %s %s", session_id, request.method, request.url.path)
+    tried: set[str] = set()
+    for _ in range(state.settings.routing.max_attempts):
+        route = await state.router.route(session_id, tried)
+        if route is None:
+            break
+        tried.add(route.entry.id)
+        try:
+            response = await _send(state, route.entry, request, body, session_id)
+        except BaseException:
+            state.registry.release(route.reservation)
+            raise
+        if response is None:
+            state.registry.release(route.reservation)
+            continue
+        state.registry.mark_connected(route.reservation)
+        state.metrics.sessions.labels(route.entry.id).inc()
+        state.metrics.routing_seconds.observe(loop.time() - started)
+        return _Relay(state, route, response, session_id)
+    state.metrics.rejected.labels("no_capacity").inc()
+    if state.registry.routable():
+        return _error(429, "no_capacity", "Every balancer is busy; try again in a moment.")
+    return _error(503, "no_balancer", "No balancer is available; try again later.")
+
+
+async def listing(request: Request) -> Response:
+    """``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``: any healthy balancer."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    state = _state(request)
+    session_id = secrets.token_hex(8)
+    for entry in state.registry.routable()[: state.settings.routing.max_attempts]:
+        response = await _send(state, entry, request, b"", session_id)
+        if response is None:
+            continue
+        try:
+            content = await response.aread()
+        except httpx.TransportError as exc:
+            state.registry.mark_down(entry.id, f"answer broke off: {exc}")
+            continue
+        finally:
+            await response.aclose()
+        reply = Response(content, response.status_code)  # sets content-length only
+        reply.raw_headers.extend(_relayed_headers(response))
+        return reply
+    return _error(503, "no_balancer", "No balancer is available; try again later.")
+
+
+async def voice_management(request: Request) -> Response:
+    """``POST /v1/voices/add`` and ``DELETE /v1/voices/{voice_id}``: refused (module docstring)."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    return _error(
+        501,
+        "not_supported_by_broker",
+        "Voices live in each balancer's own library: add or delete them on the balancers "
+        "(model.voices_dir), not through the broker.",
+    )
+
+
+class _Relay:
+    """The ASGI answer streaming one balancer's response to the client.
+
+    It is one of the broker's open streams while it runs, so a shutdown waits for it and then
+    stops it (:meth:`stop`), which aborts the client's connection.
+    """
+
+    def __init__(
+        self, state: BrokerState, route: Routed, response: httpx.Response, session_id: str
+    ) -> None:
+        self._state = state
+        self._route = route
+        self._response = response
+        self._session_id = session_id
+        self._pump: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._closed = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._pump is not None:
+            self._pump.cancel()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state, entry = self._state, self._route.entry
+        state.streams.add(self)
+        state.metrics.active.inc()
+        try:
+            pump = self._pump = asyncio.create_task(self._forward(send))
+            gone = asyncio.create_task(_disconnected(receive))
+            if self._stopping:
+                pump.cancel()
+            try:
+                await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                pump.cancel()
+                gone.cancel()
+                await asyncio.gather(pump, gone, return_exceptions=True)
+        finally:
+            await self._response.aclose()
+            state.registry.release(self._route.reservation)
+            state.streams.discard(self)
+            state.metrics.active.dec()
+            self._closed.set()
+        if gone.done() and not gone.cancelled():
+            logger.info("session=%s client left; closed balancer %s", self._session_id, entry.id)
+            return
+        if pump.cancelled():
+            logger.info("session=%s stopped by the broker's shutdown", self._session_id)
+            raise _AbortedError("stopped by the broker's shutdown")
+        failure = pump.exception()
+        if failure is not None:
+            raise _AbortedError(f"balancer {entry.id} failed mid-answer") from failure
+        logger.info("session=%s answer from %s complete", self._session_id, entry.id)
+
+    async def _forward(self, send: Send) -> None:
+        response = self._response
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": _relayed_headers(response),
+            }
+        )
+        try:
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.TransportError as exc:
+            problem = f"answer broke off: {' '.join(str(exc).split()) or type(exc).__name__}"
+            self._state.registry.mark_down(self._route.entry.id, problem)
+            self._state.metrics.rejected.labels("balancer_failed").inc()
+            logger.warning(
+                "session=%s balancer %s %s", self._session_id, self._route.entry.id, problem
+            )
+            raise
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has gone (its request body was read before)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def http_routes() -> list[Route]:
+    """The broker's routes for the balancer's HTTP API."""
+    handlers: list[tuple[str, Callable[[Request], Awaitable[Response | _Relay]], list[str]]] = [
+        *(
+            (f"/v1/text-to-speech/{{voice_id}}{suffix}", speech, ["POST"])
+            for suffix in _SPEECH_SUFFIXES
+        ),
+        ("/v1/models", listing, ["GET"]),
+        ("/v1/voices", listing, ["GET"]),
+        ("/v1/voices/add", voice_management, ["POST"]),
+        ("/v1/voices/{voice_id}", listing, ["GET"]),
+        ("/v1/voices/{voice_id}", voice_management, ["DELETE"]),
+    ]
+    return [Route(path, handler, methods=methods) for path, handler, methods in handlers]
