@@ -61,7 +61,10 @@ from balancer_server import (
     start_server,
 )
 
-pytestmark = pytest.mark.timeout(180)
+# One rerun: once in about ten CI runs on a loaded 2-core machine, the first wss handshake to the
+# in-process broker read EOF before the HTTP status line (no broker log; not reproduced in 7
+# local runs at load 6). Tracked as a known flake; a second failure still fails the test.
+pytestmark = [pytest.mark.timeout(180), pytest.mark.flaky(reruns=1)]
 
 SMALL, LARGE = "small", "large"
 SLOTS = {SMALL: 1, LARGE: 2}
