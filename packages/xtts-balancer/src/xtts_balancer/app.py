@@ -32,13 +32,15 @@ from xtts_balancer.admin import AdminGate
 from xtts_balancer.auth import Authenticator
 from xtts_balancer.broker import BrokerLink
 from xtts_balancer.http_common import ApiError, api_error_response
+from xtts_balancer.jobs import Session
 from xtts_balancer.metrics import Metrics
 from xtts_balancer.openapi import api_routes
 from xtts_balancer.pool import SlotPool
 from xtts_balancer.settings import BalancerSettings
 from xtts_balancer.supervisor import Supervisor
 from xtts_balancer.worker.ipc import WorkerConfig
-from xtts_balancer.ws import StreamInputSession, stream_input
+from xtts_balancer.ws import stream_input
+from xtts_balancer.ws_multi import multi_stream_input
 from xtts_core.cluster import ReplayGuard
 
 __all__ = ["BalancerState", "GenerationLog", "create_app"]
@@ -71,7 +73,8 @@ class BalancerState:
         self.metrics = Metrics()
         self.auth = Authenticator(settings.auth)
         self.generation_log = GenerationLog(settings.service.log_dir)
-        self.sessions: set[StreamInputSession] = set()
+        self.sessions: set[Session] = set()
+        """Open speech sessions, websocket and HTTP: drained on shutdown, counted in metrics."""
         self.key_sessions: collections.Counter[str] = collections.Counter()
         self.draining = False
         self.replay_guard = ReplayGuard(settings.cluster.max_clock_skew_s)
@@ -90,6 +93,8 @@ class BalancerState:
                 torch_threads=workers.torch_threads,
                 warmup_text=workers.warmup_text,
                 log_level=logging.getLogger().getEffectiveLevel(),
+                backend=settings.model.backend,
+                backend_options=settings.model.backend_options,
             )
             for i in range(settings.service.instances)
         ]
@@ -161,6 +166,7 @@ def create_app(settings: BalancerSettings) -> Starlette:
         Route("/workers/idle", _workers_idle),
         Route("/workers", _workers),
         WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", stream_input),
+        WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
         *api_routes(),  # HTTP speech, voices, models, /openapi.json
     ]
     if settings.metrics.enabled:

@@ -25,6 +25,7 @@ class BalancerError(str, Enum):
     TEXT_TOO_LONG = "text_too_long"
     TOO_MANY_SESSIONS = "too_many_sessions"
     SHUTTING_DOWN = "shutting_down"
+    CONTEXT_CLOSING = "context_closing"
 
 
 class SessionError(Exception):

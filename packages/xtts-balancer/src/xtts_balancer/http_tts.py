@@ -8,7 +8,13 @@ is checked before the first byte, so those errors get their status code: the bod
 the field; ``text`` is required, every other field has ElevenLabs' default), ``output_format``
 (422 listing the valid ones), the voice (404 ``voice_not_found``), the language and the queue.
 A failure after streaming began aborts the response, so the client sees a truncated transfer
-rather than a short file that looks complete; a client that leaves cancels the job at once.
+rather than a short file that looks complete. A client that leaves cancels the job at once, for
+a whole-file request too (its ``http.disconnect`` is watched while the audio is made).
+
+From its slot to its end a request is a session like a websocket: counted in the session
+metrics (with time-to-first-audio and real-time factor per sentence, and a generation-log line),
+and drained on shutdown: it may finish within ``service.graceful_timeout_s``, after which a
+whole-file request is answered 503 ``shutting_down`` and a stream is aborted.
 
 Alignment is estimated as on the websocket (:class:`~xtts_balancer.alignment.SegmentAligner`):
 each piece of audio carries the characters expected in it, with times in seconds from the start
@@ -22,13 +28,15 @@ and the normalisation switches.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -40,7 +48,7 @@ from starlette.types import Receive, Scope, Send
 
 from xtts_balancer.alignment import SegmentAligner
 from xtts_balancer.encoders import content_type, make_encoder
-from xtts_balancer.errors import SessionError
+from xtts_balancer.errors import BalancerError, SessionError
 from xtts_balancer.http_common import (
     ApiError,
     ValidationErrorItem,
@@ -48,12 +56,12 @@ from xtts_balancer.http_common import (
     balancer_state,
     parse_model,
 )
-from xtts_balancer.jobs import acquire_slot, job_events, new_job
+from xtts_balancer.jobs import acquire_slot, job_events, new_job, record_segment
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.pool import Lease
 from xtts_balancer.sending import HOLDBACK_MS
 from xtts_balancer.worker.ipc import Chunk
-from xtts_core.protocol import Alignment, ErrorCode, OutputFormat, VoiceSettings
+from xtts_core.protocol import Alignment, CloseCode, ErrorCode, OutputFormat, VoiceSettings
 from xtts_core.protocol.formats import _check_output_format
 from xtts_core.text.limits import base_language
 from xtts_core.text.split import IncrementalSplitter
@@ -76,6 +84,8 @@ logger = logging.getLogger(__name__)
 
 #: Largest JSON body accepted (text is limited separately by ``limits.max_text_chars``).
 MAX_BODY_BYTES = 1 << 20
+#: Status of a whole-file answer whose client left (nginx's "client closed request"; unread).
+CLIENT_CLOSED_REQUEST = 499
 
 
 class PronunciationDictionaryLocator(BaseModel):
@@ -160,9 +170,11 @@ class _Piece:
     alignment: CharacterAlignment | None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Speech:
-    """One admitted request, holding its slot until :meth:`release`."""
+    """One admitted request, holding its slot until :meth:`release`; a
+    :class:`~xtts_balancer.jobs.Session` from :meth:`open` to :meth:`release`, so it is counted in
+    the session metrics and drained on shutdown like a websocket."""
 
     state: BalancerState
     voice_id: str
@@ -173,14 +185,57 @@ class _Speech:
     output_format: OutputFormat
     lease: Lease
     identity: str | None
+    _task: asyncio.Task[Any] | None = field(default=None, init=False)
+    _ended_by: SessionError | None = field(default=None, init=False)
+
+    def open(self) -> None:
+        self.state.sessions.add(self)
+        self.state.metrics.sessions_active.inc()
+        self.state.metrics.sessions_total.inc()
 
     def release(self) -> None:
         self.state.pool.release(self.lease)
         if self.identity is not None:
             self.state.key_sessions[self.identity] -= 1
             self.identity = None
+        if self in self.state.sessions:
+            self.state.sessions.discard(self)
+            self.state.metrics.sessions_active.dec()
+
+    def going_away(self) -> None:
+        """The shutdown grace period is over: end with ``shutting_down``."""
+        self.end(_shutting_down())
+
+    def end(self, reason: SessionError) -> None:
+        """Stop generating now: the running job is cancelled and :meth:`pieces` raises
+        ``reason``."""
+        self._ended_by = reason
+        if self._task is not None:
+            self._task.cancel()
 
     async def pieces(self) -> AsyncIterator[_Piece]:
+        """The audio in pieces as it is made (see :meth:`_pieces`).
+
+        Raises:
+            SessionError: a job failed, or the reason given to :meth:`end`.
+        """
+        self._task = asyncio.current_task()
+        try:
+            if self._ended_by is not None:
+                raise self._ended_by
+            async with contextlib.aclosing(self._pieces()) as pieces:  # closed (job cancelled)
+                async for piece in pieces:  # at once when the consumer stops early
+                    yield piece
+        except asyncio.CancelledError:
+            if self._ended_by is None:
+                raise
+            if self._task is not None:
+                self._task.uncancel()
+            raise self._ended_by from None
+        finally:
+            self._task = None
+
+    async def _pieces(self) -> AsyncGenerator[_Piece, None]:
         """The audio in pieces as it is made, with alignment (see the module docstring)."""
         state = self.state
         assert state.supervisor.sample_rate is not None
@@ -196,24 +251,42 @@ class _Speech:
                 seed=self.seed,
             )  # fmt: skip
             held = np.zeros(0, np.float32)
+            started, first_audio_s, segment_ms = time.monotonic(), None, 0.0
             async with contextlib.aclosing(job_events(state, self.lease, job)) as events:
                 async for event in events:
-                    last = not isinstance(event, Chunk)
+                    if self._ended_by is not None:  # a cancel is lost if a chunk came with it
+                        raise self._ended_by
                     if isinstance(event, Chunk):
                         samples = np.concatenate([held, np.frombuffer(event.samples, np.float32)])
                         cut = max(samples.size - hold, 0)
                         samples, held = samples[:cut], samples[cut:]
                     else:
                         samples = held
+                    last = not isinstance(event, Chunk)
                     duration_ms = samples.size * 1000.0 / rate
                     audio = encoder.encode(samples) + (encoder.end_segment() if last else b"")
                     alignment = _seconds(aligner.take(duration_ms, last=last), offset_ms)
                     offset_ms += duration_ms
+                    segment_ms += duration_ms
+                    if audio and first_audio_s is None:
+                        first_audio_s = time.monotonic() - started
+                        state.metrics.time_to_first_audio.observe(first_audio_s)
                     if audio or alignment is not None:
                         yield _Piece(audio, alignment)
+                    if not isinstance(event, Chunk):
+                        record_segment(
+                            state, event, started=started, first_audio_s=first_audio_s,
+                            audio_ms=segment_ms,
+                        )  # fmt: skip
         tail = encoder.finish()
         if tail:
             yield _Piece(tail, None)
+
+
+def _shutting_down() -> SessionError:
+    return SessionError(
+        "The server is shutting down.", BalancerError.SHUTTING_DOWN, CloseCode.GOING_AWAY
+    )
 
 
 def _seconds(alignment: Alignment | None, offset_ms: float) -> CharacterAlignment | None:
@@ -269,10 +342,12 @@ async def _admitted(
     segments = splitter.feed(speech.text) + splitter.flush()
     settings = speech.voice_settings
     speed = settings.speed if settings is not None else 1.0
-    return _Speech(
+    prepared = _Speech(
         state, voice_id, segments, language, speed, speech.seed, query.output_format, lease,
         identity,
     )  # fmt: skip
+    prepared.open()
+    return prepared
 
 
 def _check_voice(state: BalancerState, voice_id: str, language: str) -> None:
@@ -327,13 +402,37 @@ class _LeasedStream(StreamingResponse):
             self._release()
 
 
-async def _collect(speech: _Speech) -> list[_Piece]:
+async def _collect(request: Request, speech: _Speech) -> list[_Piece] | None:
+    """Every piece of a whole-file request; ``None`` if the client left first, which cancels
+    the running job at once (nobody reads a response until it is complete, so the request's
+    ``http.disconnect`` is watched while the audio is made)."""
+    collecting = asyncio.ensure_future(_all_pieces(speech))
+    client_gone = asyncio.ensure_future(_disconnected(request))
     try:
-        return [piece async for piece in speech.pieces()]
+        await asyncio.wait({collecting, client_gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not collecting.done():
+            logger.info("voice %r: the client left; generation cancelled", speech.voice_id)
+            speech.end(SessionError("The client left.", "client_left"))
+            with contextlib.suppress(asyncio.CancelledError, SessionError):
+                await collecting
+            return None
+        return collecting.result()
     except SessionError as exc:
         raise ApiError.from_session(exc) from None
     finally:
+        client_gone.cancel()
+        collecting.cancel()
         speech.release()
+
+
+async def _all_pieces(speech: _Speech) -> list[_Piece]:
+    return [piece async for piece in speech.pieces()]
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has closed the connection (the body is already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _whole_file(speech: _Speech, pieces: list[_Piece]) -> bytes:
@@ -364,7 +463,9 @@ def _joined_alignment(pieces: list[_Piece]) -> CharacterAlignment | None:
 async def speech(request: Request) -> Response:
     """``POST /v1/text-to-speech/{voice_id}``: the whole file."""
     prepared = await _prepare(request, streaming=False)
-    pieces = await _collect(prepared)
+    pieces = await _collect(request, prepared)
+    if pieces is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     fmt = prepared.output_format.audio_format
     return Response(_whole_file(prepared, pieces), media_type=content_type(fmt))
 
@@ -372,7 +473,9 @@ async def speech(request: Request) -> Response:
 async def speech_with_timestamps(request: Request) -> Response:
     """``POST /v1/text-to-speech/{voice_id}/with-timestamps``: the whole file in JSON."""
     prepared = await _prepare(request, streaming=False)
-    pieces = await _collect(prepared)
+    pieces = await _collect(request, prepared)
+    if pieces is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     alignment = _joined_alignment(pieces)
     body = AudioWithTimestamps(
         audio_base64=base64.b64encode(_whole_file(prepared, pieces)).decode("ascii"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from xtts_balancer.errors import BalancerError, SessionError
 from xtts_balancer.pool import Lease, NoCapacityError
@@ -26,7 +26,15 @@ from xtts_core.protocol import CloseCode
 if TYPE_CHECKING:
     from xtts_balancer.app import BalancerState
 
-__all__ = ["acquire_slot", "admit_key", "job_events", "new_job"]
+__all__ = ["Session", "acquire_slot", "admit_key", "job_events", "new_job", "record_segment"]
+
+
+class Session(Protocol):
+    """An open speech session (a websocket or an HTTP speech request), in ``state.sessions``
+    while it runs, so the graceful drain waits for it and then ends it."""
+
+    def going_away(self) -> None:
+        """End now: the shutdown grace period is over."""
 
 
 def admit_key(state: BalancerState, key: str | None) -> str:
@@ -119,3 +127,19 @@ async def job_events(
     finally:
         if not finished:
             supervisor.cancel(worker, job.job_id)
+
+
+def record_segment(
+    state: BalancerState, done: JobDone, *, started: float, first_audio_s: float | None,
+    audio_ms: float,
+) -> None:  # fmt: skip
+    """Account one finished segment: its real-time factor (compute time / audio duration) in the
+    metrics and a line in the generation log. ``started`` is the ``time.monotonic()`` of its
+    dispatch; ``first_audio_s`` how long its first audio took to leave (``None``: none did)."""
+    rtf = done.seconds / (audio_ms / 1000) if audio_ms else 0.0
+    if audio_ms:
+        state.metrics.real_time_factor.observe(rtf)
+    state.generation_log.write(
+        time_to_first_audio=first_audio_s or 0.0, real_time_factor=rtf,
+        latency=time.monotonic() - started, audio_ms=audio_ms, codes=done.codes,
+    )  # fmt: skip

@@ -17,9 +17,11 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.sessions_active = Gauge(
-            "xtts_sessions_active", "Open stream-input sessions", registry=r
+            "xtts_sessions_active", "Open speech sessions (websocket and HTTP)", registry=r
         )
-        self.sessions_total = Counter("xtts_sessions", "Stream-input sessions accepted", registry=r)
+        self.sessions_total = Counter(
+            "xtts_sessions", "Speech sessions accepted (websocket and HTTP)", registry=r
+        )
         self.queue_length = Gauge("xtts_queue_length", "Sessions waiting for a slot", registry=r)
         self.queue_wait = Histogram(
             "xtts_queue_wait_seconds", "Time a session waited for a slot", registry=r,

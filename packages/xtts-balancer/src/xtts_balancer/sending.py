@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 
 from xtts_balancer.alignment import SegmentAligner
 from xtts_balancer.encoders import StreamEncoder
-from xtts_core.protocol import AudioOutput
+from xtts_core.protocol import AudioOutput, AudioOutputMulti
 
 __all__ = ["HOLDBACK_MS", "AudioSender", "Pacer"]
 
@@ -31,7 +31,7 @@ class AudioSender:
 
     def __init__(
         self, ws: WebSocket, encoder: StreamEncoder, aligner: SegmentAligner, pacer: Pacer,
-        max_chunk_ms: int, first_audio: Histogram,
+        max_chunk_ms: int, first_audio: Histogram, context_id: str | None = None,
     ) -> None:  # fmt: skip
         self._ws = ws
         self._encoder = encoder
@@ -39,6 +39,7 @@ class AudioSender:
         self._pacer = pacer
         self._max_chunk_ms = max_chunk_ms
         self._first_audio = first_audio
+        self._context_id = context_id  # a multi-stream context: its replies carry the id
         self._t0 = time.monotonic()
         self._held = b""
         self._hold = int(self._encoder.bytes_per_second * HOLDBACK_MS / 1000) // 2 * 2
@@ -59,8 +60,11 @@ class AudioSender:
         for i, piece in enumerate(pieces):
             duration = self._encoder.duration_ms(piece)
             alignment = self._aligner.take(duration, last=last and i == len(pieces) - 1)
-            message = AudioOutput.from_audio(
-                piece, alignment=alignment, normalized_alignment=alignment
+            fields = {"alignment": alignment, "normalized_alignment": alignment}
+            message = (
+                AudioOutput.from_audio(piece, **fields)
+                if self._context_id is None
+                else AudioOutputMulti.from_audio(piece, context_id=self._context_id, **fields)
             )
             await self._pacer.wait(duration)
             await self._ws.send_text(message.to_json())

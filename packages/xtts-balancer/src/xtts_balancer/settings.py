@@ -11,13 +11,14 @@ are errors naming the key, and every error names the file (see :mod:`xtts_core.s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from xtts_balancer.backends import BUILTIN_BACKENDS, backend_class
 from xtts_core.cluster import DEFAULT_MAX_SKEW_S, ApiKeys, hash_api_key
-from xtts_core.protocol import OutputFormat
+from xtts_core.protocol import MAX_CONTEXTS_PER_SOCKET, OutputFormat
 from xtts_core.settings import ServiceSettings, SettingsSection
 
 __all__ = [
@@ -73,8 +74,15 @@ class ServiceSection(SettingsSection):
 class ModelSection(SettingsSection):
     """The checkpoint and the voices (``model:``)."""
 
-    directory: Path
-    """Checkpoint folder (config.json, model.pth, vocab.json, optional speakers_xtts.pth)."""
+    backend: str = "xtts"
+    """What speaks: ``xtts`` (default), ``tone`` (a test tone per character, see
+    :mod:`xtts_balancer.backends.tone`) or ``package.module:Class``, a third-party
+    :class:`~xtts_balancer.backends.base.Backend`."""
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    """Options the backend reads (``tone``: ``ms_per_char``, ``realtime_factor``); xtts takes none."""
+    directory: Path | None = None
+    """Checkpoint folder (config.json, model.pth, vocab.json, optional speakers_xtts.pth);
+    required by the xtts backend."""
     voices_dir: Path | None = None
     """Folder of reference clips (wav, mp3, flac, ogg); each file's stem is a voice id."""
     ref_file: Path | None = None
@@ -92,12 +100,19 @@ class ModelSection(SettingsSection):
     noise_reduction: bool = False
     """Run noisereduce on each chunk (changes the audio; off by default)."""
 
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        if value not in BUILTIN_BACKENDS:  # built-ins import torch: checked in the worker
+            backend_class(value)  # raises ValueError naming the import path
+        return value
+
     @field_validator("directory")
     @classmethod
-    def _is_dir(cls, value: Path) -> Path:
-        if not value.expanduser().is_dir():
+    def _is_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_dir():
             raise ValueError(f"model directory {value} does not exist or is not a folder")
-        return value.expanduser()
+        return value.expanduser() if value is not None else None
 
     @field_validator("voices_dir")
     @classmethod
@@ -108,9 +123,12 @@ class ModelSection(SettingsSection):
 
     @model_validator(mode="after")
     def _ref_file(self) -> ModelSection:
+        if self.backend == "xtts" and self.directory is None:
+            raise ValueError("the xtts backend needs model.directory")
         if self.ref_file is not None:
             path = self.ref_file.expanduser()
-            path = path if path.is_absolute() else self.directory / path
+            if not path.is_absolute() and self.directory is not None:
+                path = self.directory / path
             if not path.is_file():
                 raise ValueError(f"ref_file {path} does not exist")
             self.ref_file = path
@@ -212,6 +230,9 @@ class LimitsSection(SettingsSection):
     """Open sessions (streaming or waiting) across all keys; none = only the queue limits."""
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     """Largest ``POST /v1/voices/add`` request (all reference files together); larger is 413."""
+    max_contexts_per_socket: int = Field(default=MAX_CONTEXTS_PER_SOCKET, ge=1)
+    """Concurrent contexts one ``multi-stream-input`` socket may hold (ElevenLabs: 5); opening
+    one more is the ``max_active_conversations`` error and a close with 1008."""
 
 
 class StreamSection(SettingsSection):

@@ -118,6 +118,9 @@ class Supervisor:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.voices: frozenset[str] = frozenset()
+        """Voice ids served: the union of what every worker reported when it became ready, plus
+        voices added since, minus voices deleted since (see :meth:`add_voice`)."""
+        self._removed_voices: set[str] = set()
         self.languages: frozenset[str] = frozenset()
         self.sample_rate: int | None = None
 
@@ -205,7 +208,9 @@ class Supervisor:
             return
         if isinstance(message, Ready):
             handle.state, handle.failures, handle.pid = "ready", 0, message.pid
-            self.voices = frozenset(message.voices)
+            # Merged, never replaced: a worker that scanned the library before a voice was added
+            # (or deleted) must not hide (or revive) it when it becomes ready afterwards.
+            self.voices = (self.voices | frozenset(message.voices)) - self._removed_voices
             self.languages = frozenset(message.languages)
             self.sample_rate = message.sample_rate
             logger.info("worker %d ready (pid %d)", handle.index, message.pid)
@@ -273,6 +278,19 @@ class Supervisor:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # --- voices ----------------------------------------------------------------------------------
+
+    def add_voice(self, voice_id: str) -> None:
+        """A voice added to the library (``POST /v1/voices/add``): served from now on."""
+        self._removed_voices.discard(voice_id)
+        self.voices = self.voices | {voice_id}
+
+    def remove_voice(self, voice_id: str) -> None:
+        """A voice deleted from the library: not served, even if a worker that becomes ready
+        later still lists it."""
+        self._removed_voices.add(voice_id)
+        self.voices = self.voices - {voice_id}
 
     # --- jobs ------------------------------------------------------------------------------------
 

@@ -33,8 +33,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from xtts_balancer.backends.base import AUDIO_SUFFIXES, DEFAULT_VOICE_ID
 from xtts_balancer.http_common import ApiError, ValidationErrorItem, balancer_state, check_caller
-from xtts_balancer.worker.main import AUDIO_SUFFIXES, DEFAULT_VOICE_ID
 from xtts_core.protocol import ErrorCode, VoiceSettings
 
 __all__ = [
@@ -171,8 +171,7 @@ async def delete_voice(request: Request) -> Response:
             403, "voice_not_deletable",
             f"Voice {voice_id} comes from the server's configuration and cannot be deleted.",
         )  # fmt: skip
-    supervisor = balancer_state(request).supervisor
-    supervisor.voices = supervisor.voices - {voice_id}
+    balancer_state(request).supervisor.remove_voice(voice_id)
     (library / f"{voice_id}.wav").unlink(missing_ok=True)
     sidecar.unlink(missing_ok=True)
     logger.info("deleted voice %s", voice_id)
@@ -210,7 +209,7 @@ async def add_voice(request: Request) -> Response:
     clip = await asyncio.to_thread(_join_clips, contents, names)
     voice_id = secrets.token_hex(10)
     await asyncio.to_thread(_store, library, voice_id, clip, meta)
-    state.supervisor.voices = state.supervisor.voices | {voice_id}
+    state.supervisor.add_voice(voice_id)
     logger.info("added voice %s (%r, %d files)", voice_id, meta.name, len(uploads))
     return JSONResponse(AddVoiceResponse(voice_id=voice_id).model_dump(mode="json"))
 

@@ -33,9 +33,9 @@ from xtts_balancer.alignment import SegmentAligner
 from xtts_balancer.auth import key_from_request
 from xtts_balancer.broker import verify_stream
 from xtts_balancer.compat import BalancerQuery, TtsInitRequest
-from xtts_balancer.encoders import make_encoder
+from xtts_balancer.encoders import StreamEncoder, make_encoder
 from xtts_balancer.errors import BalancerError, SessionError
-from xtts_balancer.jobs import acquire_slot, admit_key, job_events, new_job
+from xtts_balancer.jobs import acquire_slot, admit_key, job_events, new_job, record_segment
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.pool import Lease
 from xtts_balancer.segments import TextBuffer
@@ -204,30 +204,15 @@ class StreamInputSession:
 
     async def _serve(self) -> None:
         state = self.state
-        if state.draining:
-            raise SessionError(
-                "The server is shutting down.", BalancerError.SHUTTING_DOWN, CloseCode.GOING_AWAY
-            )
-        limit = self.settings.limits.max_sessions
-        if limit is not None and len(state.sessions) > limit:
-            raise SessionError(
-                f"Too many open sessions (limit {limit}); please try again later.",
-                BalancerError.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER,
-            )  # fmt: skip
         query_params = dict(self.ws.query_params)
-        if state.broker is not None:  # the broker authenticated the client; prove it was it
-            self._verify_origin()
-        else:
-            handshake_key = key_from_request(self.ws.headers, query_params)
-            if handshake_key is not None:
-                self._authenticate(handshake_key)
+        self._admit(query_params)
         first = await self._receive_first(_early_timeout(query_params))
         init, message = self._parse_first(first)
         if self._identity is None and state.broker is None:
             key = init.xi_api_key or init.authorization if init is not None else None
             if isinstance(message, InitializeConnection):
                 key = message.xi_api_key or message.authorization
-            self._authenticate(key.removeprefix("Bearer ").strip() if key else None)
+            self._authenticate(key)
         query = self._parse_query(query_params, init)
         self._configure(query, init, message)
         self._check_voice()
@@ -239,6 +224,27 @@ class StreamInputSession:
         if isinstance(message, SendText | CloseConnection):  # text without a BOS first
             self._apply(message)
         await self._receive_loop()
+
+    def _admit(self, query_params: dict[str, str]) -> None:
+        """Refuse while draining or over ``limits.max_sessions``; check the handshake's key (in
+        broker mode: the broker's signature). A key sent in the first message is checked later."""
+        state = self.state
+        if state.draining:
+            raise SessionError(
+                "The server is shutting down.", BalancerError.SHUTTING_DOWN, CloseCode.GOING_AWAY
+            )
+        limit = self.settings.limits.max_sessions
+        if limit is not None and len(state.sessions) > limit:
+            raise SessionError(
+                f"Too many open sessions (limit {limit}); please try again later.",
+                BalancerError.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER,
+            )  # fmt: skip
+        if state.broker is not None:  # the broker authenticated the client; prove it was it
+            self._verify_origin()
+        else:
+            handshake_key = key_from_request(self.ws.headers, query_params)
+            if handshake_key is not None:
+                self._authenticate(handshake_key)
 
     def _verify_origin(self) -> None:
         try:
@@ -252,7 +258,8 @@ class StreamInputSession:
             ) from None
 
     def _authenticate(self, key: str | None) -> None:
-        self._identity = admit_key(self.state, key)
+        """Admit ``key`` (a ``Bearer`` prefix is dropped, as the first message may carry one)."""
+        self._identity = admit_key(self.state, key.removeprefix("Bearer ").strip() if key else None)
 
     async def _receive_first(self, timeout: float) -> str:
         try:
@@ -401,18 +408,22 @@ class StreamInputSession:
                 self._check_unchanged(message.voice_settings, message.generation_config)
             return
         self._check_unchanged(message.voice_settings, message.generation_config)
-        self._text_chars += len(message.text)
+        self._count_text(message.text)
+        self._queue(
+            self._buffer.add(
+                message.text, flush=message.flush, try_trigger=message.try_trigger_generation
+            )
+        )
+
+    def _count_text(self, text: str) -> None:
+        """Count ``text`` against ``limits.max_text_chars`` (all the session's text together)."""
+        self._text_chars += len(text)
         limit = self.settings.limits.max_text_chars
         if self._text_chars > limit:
             raise SessionError(
                 f"Too much text: a session may send at most {limit} characters.",
                 BalancerError.TEXT_TOO_LONG,
             )
-        self._queue(
-            self._buffer.add(
-                message.text, flush=message.flush, try_trigger=message.try_trigger_generation
-            )
-        )
 
     def _check_unchanged(
         self, voice_settings: VoiceSettings | None, generation_config: GenerationConfig | None
@@ -453,38 +464,40 @@ class StreamInputSession:
                 pacer.reset()  # the real-time clock restarts with every burst of speech
             self._busy = True
             try:
-                await self._speak(segment, pacer)
+                await self._speak(
+                    segment, pacer, encoder=self._encoder, aligner=self._aligner, speed=self.speed
+                )
             finally:
                 self._busy = not self._segments.empty()
                 if not self._busy:
                     self._last_activity = time.monotonic()  # silence counts from here
 
-    async def _speak(self, text: str, pacer: Pacer) -> None:
+    async def _speak(
+        self, text: str, pacer: Pacer, *, encoder: StreamEncoder, aligner: SegmentAligner,
+        speed: float, context_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """Generate one segment on the session's slot and send its audio through ``encoder``
+        (a multi-stream context passes its own encoder, aligner, speed and ``context_id``)."""
         assert self._lease is not None
         job = new_job(
-            self.state, text, language=self.language, voice_id=self.voice_id, speed=self.speed,
+            self.state, text, language=self.language, voice_id=self.voice_id, speed=speed,
             seed=self.query.seed, chunk_codes=self._chunk_codes,
         )  # fmt: skip
         t0 = time.monotonic()
-        self._aligner.start(text + " ", self.speed)
+        aligner.start(text + " ", speed)
         sender = AudioSender(
-            self.ws, self._encoder, self._aligner, pacer, self.settings.stream.max_chunk_ms,
-            self.state.metrics.time_to_first_audio,
+            self.ws, encoder, aligner, pacer, self.settings.stream.max_chunk_ms,
+            self.state.metrics.time_to_first_audio, context_id=context_id,
         )  # fmt: skip
         async with contextlib.aclosing(job_events(self.state, self._lease, job)) as events:
             async for event in events:
                 if isinstance(event, Chunk):
-                    await sender.push(
-                        self._encoder.encode(np.frombuffer(event.samples, np.float32))
-                    )
+                    await sender.push(encoder.encode(np.frombuffer(event.samples, np.float32)))
                     continue
-                await sender.finish(self._encoder.end_segment())
-                rtf = event.seconds / (sender.audio_ms / 1000) if sender.audio_ms else 0.0
-                if sender.audio_ms:
-                    self.state.metrics.real_time_factor.observe(rtf)
-                self.state.generation_log.write(
-                    time_to_first_audio=sender.first_audio_s or 0.0, real_time_factor=rtf,
-                    latency=time.monotonic() - t0, audio_ms=sender.audio_ms, codes=event.codes,
+                await sender.finish(encoder.end_segment())
+                record_segment(
+                    self.state, event, started=t0, first_audio_s=sender.first_audio_s,
+                    audio_ms=sender.audio_ms,
                 )  # fmt: skip
 
 

@@ -13,7 +13,8 @@ Torch-free, so the front process can import it without loading the model stack.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
@@ -32,10 +33,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """What a worker needs to start: the checkpoint, its device and the voice library."""
+    """What a worker needs to start: the backend, its device, model and voice library."""
 
     name: str
-    model_dir: Path
+    model_dir: Path | None
     device: str | None
     dtype: str
     voices_dir: Path | None
@@ -46,6 +47,10 @@ class WorkerConfig:
     torch_threads: int | None
     warmup_text: str
     log_level: int
+    backend: str = "xtts"
+    """``model.backend``: a built-in name or ``package.module:Class``."""
+    backend_options: Mapping[str, object] = field(default_factory=dict)
+    """``model.backend_options``, for the backend to validate."""
 
 
 @dataclass(frozen=True)
