@@ -28,18 +28,16 @@ import asyncio
 import collections
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-import yaml
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from xtts_balancer.launch import listen_local, spawn_balancer
 
 TEXT = "The quick brown fox jumps over the lazy dog. "
 
@@ -96,10 +94,7 @@ def main() -> None:
         from xtts_core.random_checkpoint import write_random_checkpoint
 
         model_dir = write_random_checkpoint(tmp / "tiny", "tiny", seed=0)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    sock.set_inheritable(True)
+    sock = listen_local(1024)
     port = sock.getsockname()[1]
     config = {
         "service": {"instances": args.instances, "host": "127.0.0.1", "port": port},
@@ -108,19 +103,8 @@ def main() -> None:
         "queue": {"max_queue": max(args.sessions), "queue_timeout_s": 600},
         "auth": {"enabled": False},
     }
-    (tmp / "balancer.yaml").write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XTTS_")}
-    command = [
-        sys.executable,
-        "-m",
-        "xtts_balancer",
-        "serve",
-        "--config",
-        str(tmp / "balancer.yaml"),
-    ]
-    command += ["--bind", f"fd://{sock.fileno()}", "--log-level", "WARNING"]
-    server = subprocess.Popen(command, pass_fds=[sock.fileno()], env=env)
-    sock.close()
+    options = ["--bind", f"fd://{sock.fileno()}", "--log-level", "WARNING"]
+    server = spawn_balancer(config, tmp, [sock], options)
     try:
         deadline = time.monotonic() + 300
         while True:

@@ -16,10 +16,6 @@ pinned SDK version only).
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,8 +24,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import soundfile
-import yaml
 from elevenlabs.client import ElevenLabs
+
+from xtts_balancer.launch import listen_local, spawn_balancer
 
 KEY = "demo-key"
 
@@ -50,10 +47,7 @@ def main() -> None:
         from xtts_core.random_checkpoint import write_random_checkpoint
 
         model_dir = write_random_checkpoint(tmp / "tiny", "tiny", seed=0)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.set_inheritable(True)
+    sock = listen_local(16)
     port = sock.getsockname()[1]
     config = {
         "service": {"host": "127.0.0.1", "port": port},
@@ -61,19 +55,8 @@ def main() -> None:
         "model": {"directory": str(model_dir), "max_new_codes": None if args.model_dir else 40},
         "auth": {"api_key_hashes": [hash_api_key(KEY)]},
     }
-    (tmp / "balancer.yaml").write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XTTS_")}
-    command = [
-        sys.executable,
-        "-m",
-        "xtts_balancer",
-        "serve",
-        "--config",
-        str(tmp / "balancer.yaml"),
-    ]
-    command += ["--bind", f"fd://{sock.fileno()}", "--log-level", "WARNING"]
-    server = subprocess.Popen(command, pass_fds=[sock.fileno()], env=env)
-    sock.close()
+    options = ["--bind", f"fd://{sock.fileno()}", "--log-level", "WARNING"]
+    server = spawn_balancer(config, tmp, [sock], options)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 600

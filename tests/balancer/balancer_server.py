@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +22,10 @@ from typing import Any
 
 import httpx
 import trustme
-import yaml
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from xtts_balancer.launch import listen_local, spawn_balancer
 from xtts_balancer.settings import hash_api_key
 
 KEY = "test-key-0123456789"
@@ -158,14 +155,6 @@ def read_until_closed(
     return reply
 
 
-def _listen() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.set_inheritable(True)
-    return sock
-
-
 def start_server(
     tmp: Path, config: dict[str, Any], *, tls: trustme.CA | None = None, admin: bool = False
 ) -> Server:
@@ -176,14 +165,14 @@ def start_server(
     derived from it is right. With ``admin`` it also gets an admin listener (``admin_port``,
     which ``admin.port`` is set to).
     """
-    plain = _listen()
+    plain = listen_local(64)
     port = plain.getsockname()[1]
     config["service"] = {**config.get("service", {}), "host": "127.0.0.1", "port": port}
     sockets = [plain]
     args = ["--bind", f"fd://{plain.fileno()}"]
     tls_port: int | None = None
     if tls is not None:
-        secure = _listen()
+        secure = listen_local(64)
         sockets.append(secure)
         tls_port = secure.getsockname()[1]
         args = ["--bind", f"fd://{secure.fileno()}", "--insecure-bind", f"fd://{plain.fileno()}"]
@@ -195,29 +184,14 @@ def start_server(
         )
     admin_port: int | None = None
     if admin:
-        admin_sock = _listen()
+        admin_sock = listen_local(64)
         sockets.append(admin_sock)
         admin_port = admin_sock.getsockname()[1]
         config["admin"] = {**config.get("admin", {}), "port": admin_port}
         args += ["--admin-bind", f"fd://{admin_sock.fileno()}"]
-    (tmp / "balancer.yaml").write_text(yaml.safe_dump(config))
     log = tmp / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XTTS_")}
-    command = [
-        sys.executable,
-        "-m",
-        "xtts_balancer",
-        "serve",
-        "--config",
-        str(tmp / "balancer.yaml"),
-    ]
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            command + args, pass_fds=[s.fileno() for s in sockets], stdout=out,
-            stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    for sock in sockets:
-        sock.close()
+        process = spawn_balancer(config, tmp, sockets, args, out)
     ca_file = tmp / "ca.pem" if tls is not None else None
     return Server(process, port, log, tls_port, ca_file, admin_port)
 

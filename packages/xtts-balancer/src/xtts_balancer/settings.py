@@ -19,7 +19,7 @@ from pydantic_settings import SettingsConfigDict
 from xtts_balancer.backends import BUILTIN_BACKENDS, backend_class
 from xtts_core.cluster import DEFAULT_MAX_SKEW_S, ApiKeys, hash_api_key
 from xtts_core.protocol import MAX_CONTEXTS_PER_SOCKET, OutputFormat
-from xtts_core.settings import ServiceSettings, SettingsSection
+from xtts_core.settings import ApiKeyAuthSection, ServiceSettings, SettingsSection
 
 __all__ = [
     "AdminSection",
@@ -174,30 +174,13 @@ class QueueSection(SettingsSection):
     """A session that waits longer is refused with 1013."""
 
 
-class AuthSection(SettingsSection):
-    """API keys (``auth:``)."""
+class AuthSection(ApiKeyAuthSection):
+    """API keys (``auth:``); ``xtts-balancer hash-key KEY`` prints a key's hash."""
 
-    enabled: bool = True
-    """Require a key; set ``false`` explicitly for local use."""
-    api_key_hashes: list[str] = Field(default_factory=list)
-    """Accepted keys as ``sha256:<hex>`` (``xtts-balancer hash-key KEY`` prints one)."""
+    missing_keys_advice: ClassVar[str] = "a key hash"
+
     max_sessions_per_key: int | None = Field(default=None, ge=1)
     """Concurrent sessions one key may hold; none = no limit."""
-
-    @field_validator("api_key_hashes")
-    @classmethod
-    def _hash_form(cls, value: list[str]) -> list[str]:
-        ApiKeys(value)  # raises ValueError naming the first malformed entry
-        return value
-
-    @model_validator(mode="after")
-    def _keys_when_enabled(self) -> AuthSection:
-        if self.enabled and not self.api_key_hashes:
-            raise ValueError(
-                "auth is enabled but api_key_hashes is empty; add a key hash or set "
-                "auth.enabled: false for local use"
-            )
-        return self
 
 
 class ClusterSection(SettingsSection):

@@ -345,6 +345,12 @@ class StreamInputSession:
     # --- receiving -------------------------------------------------------------------------------
 
     async def _receive_loop(self) -> None:
+        """Read client frames until the generator task ends, checking for idleness every tick.
+
+        Shared by the multi-context session, which overrides :meth:`_handle_text` and
+        :meth:`_expire_idle`: the loop itself (one pending receive raced against the generator,
+        the generator's error re-raised, the pending receive cancelled on exit) is the same.
+        """
         assert self._gen_task is not None
         receive: asyncio.Task[MutableMapping[str, Any]] | None = None
         try:
@@ -360,17 +366,23 @@ class StreamInputSession:
                 if receive in done:
                     message, receive = receive.result(), None
                     self._last_activity = time.monotonic()
-                    text = self._frame_text(message)
-                    if not self._ended:
-                        self._apply(self._parse(text))
-                elif self._idle() and time.monotonic() - self._last_activity > self._timeout_s:
-                    raise _input_timeout(self._timeout_s)
+                    await self._handle_text(self._frame_text(message))
+                self._expire_idle()
         finally:
             if receive is not None:
                 receive.cancel()
 
-    def _idle(self) -> bool:
-        return not self._ended and not self._busy and self._segments.empty()
+    async def _handle_text(self, text: str) -> None:
+        """Parse and apply one client message; after the end of input, messages are ignored."""
+        if not self._ended:
+            self._apply(self._parse(text))
+
+    def _expire_idle(self) -> None:
+        """Fail the session when the client sent nothing for the inactivity timeout while
+        nothing was being spoken (time spent generating is not client silence)."""
+        idle = not self._ended and not self._busy and self._segments.empty()
+        if idle and time.monotonic() - self._last_activity > self._timeout_s:
+            raise _input_timeout(self._timeout_s)
 
     def _frame_text(self, message: MutableMapping[str, Any]) -> str:
         if message["type"] == "websocket.disconnect":
@@ -444,6 +456,8 @@ class StreamInputSession:
     # --- generating ------------------------------------------------------------------------------
 
     async def _generate(self) -> None:
+        """The generator task: :meth:`_generate_segments` (which the multi-context session
+        overrides with its round-robin scheduler), a client that left turned into one error."""
         try:
             await self._generate_segments()
         except WebSocketDisconnect:  # the client left while we were sending

@@ -47,11 +47,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from xtts_balancer.alignment import SegmentAligner
 from xtts_balancer.encoders import StreamEncoder, make_encoder
@@ -60,9 +59,7 @@ from xtts_balancer.models_api import note_model_id
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.sending import Pacer
 from xtts_balancer.ws import (
-    TICK_S,
     StreamInputSession,
-    _ClientGoneError,
     _early_timeout,
     _input_timeout,
 )
@@ -210,29 +207,10 @@ class MultiStreamSession(StreamInputSession):
 
     # --- receiving -------------------------------------------------------------------------------
 
-    async def _receive_loop(self) -> None:
-        assert self._gen_task is not None
-        receive: asyncio.Task[MutableMapping[str, Any]] | None = None
-        try:
-            while True:
-                if receive is None:
-                    receive = asyncio.create_task(self.ws.receive())
-                done, _ = await asyncio.wait(
-                    {receive, self._gen_task}, timeout=TICK_S, return_when=asyncio.FIRST_COMPLETED
-                )
-                if self._gen_task in done:
-                    self._gen_task.result()  # raises the scheduler's SessionError
-                    return  # close_socket: every context finished, the socket closed with 1000
-                if receive in done:
-                    message, receive = receive.result(), None
-                    self._last_activity = time.monotonic()
-                    text = self._frame_text(message)
-                    if not self._closing_socket:
-                        await self._apply_multi(self._parse_multi(text))
-                self._expire_idle()
-        finally:
-            if receive is not None:
-                receive.cancel()
+    async def _handle_text(self, text: str) -> None:
+        """Parse and apply one multi-context message; after close_socket, messages are ignored."""
+        if not self._closing_socket:
+            await self._apply_multi(self._parse_multi(text))
 
     def _expire_idle(self) -> None:
         now = time.monotonic()
@@ -315,13 +293,7 @@ class MultiStreamSession(StreamInputSession):
 
     # --- generating ------------------------------------------------------------------------------
 
-    async def _generate(self) -> None:
-        try:
-            await self._schedule()
-        except WebSocketDisconnect:  # the client left while we were sending
-            raise _ClientGoneError from None
-
-    async def _schedule(self) -> None:
+    async def _generate_segments(self) -> None:
         """Serve the contexts round-robin, one segment at a time (see the module docstring)."""
         while True:
             context = next((c for c in self._contexts.values() if c.ready), None)

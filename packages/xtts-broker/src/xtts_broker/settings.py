@@ -13,13 +13,13 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from xtts_core.cluster import DEFAULT_MAX_SKEW_S, ApiKeys
-from xtts_core.settings import ServiceSettings, SettingsSection, load_settings
+from xtts_core.cluster import DEFAULT_MAX_SKEW_S
+from xtts_core.settings import ApiKeyAuthSection, ServiceSettings, SettingsSection, load_settings
 
 __all__ = [
     "AuthSection",
@@ -151,30 +151,14 @@ class ClusterSection(SettingsSection):
         return self.heartbeat_interval_s + 1.0
 
 
-class AuthSection(SettingsSection):
-    """Client authentication at the broker (ElevenLabs' ``xi-api-key``)."""
+class AuthSection(ApiKeyAuthSection):
+    """Client authentication at the broker (ElevenLabs' ``xi-api-key``); ``xtts-broker hash-key``
+    prints a key's hash."""
 
-    enabled: bool = True
-    """Check client keys. ``false`` lets anyone stream: for local use only."""
-    api_key_hashes: list[str] = Field(default_factory=list)
-    """Accepted keys, hashed: ``sha256:<hex>`` (print one with ``xtts-broker hash-key``)."""
+    missing_keys_advice: ClassVar[str] = "hashed keys (xtts-broker hash-key)"
+
     first_message_timeout_s: float = Field(default=20.0, gt=0)
     """A client that sends its key in the first message must send that message within this."""
-
-    @field_validator("api_key_hashes")
-    @classmethod
-    def _hashes(cls, value: list[str]) -> list[str]:
-        ApiKeys(value)  # raises a ValueError naming the malformed entry
-        return value
-
-    @model_validator(mode="after")
-    def _keys_when_enabled(self) -> AuthSection:
-        if self.enabled and not self.api_key_hashes:
-            raise ValueError(
-                "auth is enabled but api_key_hashes is empty; add hashed keys "
-                "(xtts-broker hash-key) or set auth.enabled: false for local use"
-            )
-        return self
 
 
 class RoutingSection(SettingsSection):

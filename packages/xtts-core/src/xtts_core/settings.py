@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,9 +50,11 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from xtts_core.cluster import ApiKeys
 from xtts_core.errors import SettingsError
 
 __all__ = [
+    "ApiKeyAuthSection",
     "ServiceSettings",
     "SettingsError",
     "SettingsSection",
@@ -65,6 +75,38 @@ class SettingsSection(BaseModel):
     """Base of a nested settings section (``service:``, ``model:``): unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ApiKeyAuthSection(SettingsSection):
+    """Base of a service's ``auth:`` section: client keys checked against stored hashes.
+
+    The balancer and the broker both accept ElevenLabs' ``xi-api-key``; sharing the two fields
+    and their checks means a key hash list valid for one is valid for the other, and both refuse
+    to start with auth on and no keys (which would lock every client out) in the same words.
+    """
+
+    #: What to add when no key is configured, named in that error (the service's hash command).
+    missing_keys_advice: ClassVar[str]
+
+    enabled: bool = True
+    """Check client keys; ``false`` (set explicitly) lets anyone stream: for local use only."""
+    api_key_hashes: list[str] = Field(default_factory=list)
+    """Accepted keys, hashed: ``sha256:<hex>`` (the service's ``hash-key`` command prints one)."""
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hash_form(cls, value: list[str]) -> list[str]:
+        ApiKeys(value)  # raises a ValueError naming the first malformed entry
+        return value
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> ApiKeyAuthSection:
+        if self.enabled and not self.api_key_hashes:
+            raise ValueError(
+                f"auth is enabled but api_key_hashes is empty; add {self.missing_keys_advice} "
+                "or set auth.enabled: false for local use"
+            )
+        return self
 
 
 class StrictYamlSettingsSource(YamlConfigSettingsSource):
