@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pytest
+import soundfile
 import trustme
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -194,6 +197,19 @@ def start_server(
         process = spawn_balancer(config, tmp, sockets, args, out)
     ca_file = tmp / "ca.pem" if tls is not None else None
     return Server(process, port, log, tls_port, ca_file, admin_port)
+
+
+def write_model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny random checkpoint and a voices_dir with one reference clip (``CLIP_VOICE``)."""
+    from xtts_core.random_checkpoint import write_random_checkpoint
+
+    model_dir = write_random_checkpoint(tmp_path_factory.mktemp("tiny"), "tiny", seed=0)
+    voices = tmp_path_factory.mktemp("voices")
+    rng = np.random.default_rng(0)
+    t = np.arange(22050 * 2) / 22050
+    clip = 0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(t.size)
+    soundfile.write(voices / f"{CLIP_VOICE}.wav", clip.astype(np.float32), 22050)
+    return model_dir, voices
 
 
 def base_config(model_dir: Path, voices: Path, **sections: dict[str, Any]) -> dict[str, Any]:

@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soundfile
 import trustme
-from balancer_server import ADMIN_KEY, CLIP_VOICE, Server, base_config, start_server
+from balancer_server import ADMIN_KEY, Server, base_config, start_server, write_model_files
 
 from xtts_balancer.settings import hash_api_key
 
@@ -22,15 +20,7 @@ from xtts_balancer.settings import hash_api_key
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The tiny random checkpoint and a voices_dir with one reference clip."""
-    from xtts_core.random_checkpoint import write_random_checkpoint
-
-    model_dir = write_random_checkpoint(tmp_path_factory.mktemp("tiny"), "tiny", seed=0)
-    voices = tmp_path_factory.mktemp("voices")
-    rng = np.random.default_rng(0)
-    t = np.arange(22050 * 2) / 22050
-    clip = 0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(t.size)
-    soundfile.write(voices / f"{CLIP_VOICE}.wav", clip.astype(np.float32), 22050)
-    return model_dir, voices
+    return write_model_files(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,285 @@
+"""A whole deployment as real processes on 127.0.0.1: one broker, balancers in broker mode, and
+their worker processes, with the observations the system suite asserts on.
+
+Every process is a child of the test (``python -m xtts_broker serve``, ``python -m xtts_balancer
+serve``), so a fault is a real signal to a real process. The fleet remembers every pid it ever
+saw (broker, balancers, workers, respawned workers), so it can tell at the end whether anything
+outlived it (an orphaned worker after its balancer was SIGKILLed, say).
+
+The balancers run the deterministic ``tone`` backend by default (``tones.py`` reads its audio
+back to check that each session got exactly its own words) and the tiny random XTTS checkpoint
+when asked; each has ``workers`` worker processes with ``slots`` stream slots each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import yaml
+from balancer_server import Server, base_config, start_server
+from broker_servers import CLIENT_KEY, SECRET
+
+from xtts_core.cluster import hash_api_key
+
+__all__ = ["CLIENT_KEY", "BrokerProcess", "Fleet", "eventually"]
+
+HEARTBEAT_S = 0.5
+TTL_S = 1.5
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> float:
+    """Poll ``condition`` until it holds; return how long that took; fail naming ``what``."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class BrokerProcess:
+    """``python -m xtts_broker serve`` on a fixed port, so a restart keeps its address."""
+
+    directory: Path
+    strategy: str = "wide"
+    port: int = field(default_factory=_free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "broker.log"
+
+    def start(self) -> None:
+        config = {
+            "service": {
+                "host": "127.0.0.1",
+                "port": self.port,
+                "strategy": self.strategy,
+                "graceful_timeout_s": 2.0,
+                "balancer_timeout_seconds": 1.0,
+                "websocket_ping_interval_s": None,
+            },
+            "cluster": {
+                "secret": SECRET,
+                "heartbeat_interval_s": HEARTBEAT_S,
+                "heartbeat_ttl_s": TTL_S,
+            },
+            "auth": {"api_key_hashes": [hash_api_key(CLIENT_KEY)]},
+            "routing": {"connect_timeout_s": 2.0, "read_timeout_s": 10.0},
+        }
+        config_file = self.directory / "broker.yaml"
+        config_file.write_text(yaml.safe_dump(config))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XTTS_")}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "xtts_broker", "serve", "--config", str(config_file)],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        eventually(self._listening, "the broker to listen", 30)
+
+    def _listening(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"broker exited with {self.process.returncode}: {self.logs()}")
+        try:
+            return httpx.get(self.url + "/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+
+@dataclass
+class Fleet:
+    """The broker and its balancers; see the module docstring."""
+
+    directory: Path
+    voices: Path
+    model_dir: Path | None = None
+    broker: BrokerProcess = field(init=False)
+    balancers: dict[str, Server] = field(default_factory=dict)
+    slots: dict[str, int] = field(default_factory=dict)
+    """Stream slots per worker, by balancer."""
+    seen_pids: set[int] = field(default_factory=set)
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5))
+
+    def __post_init__(self) -> None:
+        self.broker = BrokerProcess(self.directory)
+
+    # --- processes ----------------------------------------------------------------------------
+
+    def start_balancer(
+        self, name: str, *, workers: int = 2, slots: int = 8, max_queue: int = 0,
+        tone_ms_per_char: float = 20.0, realtime_factor: float = 1.0, xtts: bool = False,
+    ) -> Server:  # fmt: skip
+        """A balancer in broker mode; returns at once (it registers once its workers are warm).
+
+        ``xtts`` runs the tiny random checkpoint instead of the tone backend."""
+        assert self.model_dir is not None or not xtts
+        config = base_config(self.model_dir or self.directory, self.voices)
+        if not xtts:
+            config["model"] = {
+                "backend": "tone",
+                "voices_dir": str(self.voices),
+                "backend_options": {
+                    "ms_per_char": tone_ms_per_char,
+                    "realtime_factor": realtime_factor,
+                },
+            }
+        config["service"].update(
+            instances=workers, standalone_mode=False, broker_host="127.0.0.1",
+            broker_port=self.broker.port,
+        )  # fmt: skip
+        config["workers"].update(slots_per_worker=slots, stall_timeout_s=3.0)
+        config["queue"] = {"max_queue": max_queue, "queue_timeout_s": 2.0}
+        config["auth"] = {"api_key_hashes": [hash_api_key(CLIENT_KEY)]}
+        config["limits"] = {"max_message_bytes": 65536, "max_text_chars": 4000}
+        config["cluster"] = {
+            "secret": SECRET,
+            "balancer_id": name,
+            "broker_url": self.broker.url,
+            "retry_interval_s": 0.2,
+        }
+        directory = self.directory / f"{name}-{secrets.token_hex(3)}"
+        directory.mkdir()
+        server = start_server(directory, config)
+        self.balancers[name], self.slots[name] = server, slots
+        self.seen_pids.add(server.process.pid)
+        return server
+
+    def worker_pids(self, name: str) -> list[int]:
+        """The balancer's live worker processes, as the balancer reports them."""
+        pids = [int(w["pid"]) for w in self.balancers[name].workers() if w.get("pid")]
+        self.seen_pids.update(pids)
+        return pids
+
+    def note_processes(self) -> None:
+        """Remember every current descendant of the fleet's processes."""
+        roots = [s.process.pid for s in self.balancers.values()]
+        if self.broker.process is not None:
+            roots.append(self.broker.process.pid)
+        for pid in roots:
+            self.seen_pids.add(pid)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self.seen_pids.update(c.pid for c in psutil.Process(pid).children(recursive=True))
+
+    def survivors(self) -> list[str]:
+        """Processes the fleet started that are still running (zombies excluded)."""
+        alive = []
+        for pid in sorted(self.seen_pids):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process = psutil.Process(pid)
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{pid} {' '.join(process.cmdline()[:4])}")
+        return alive
+
+    def rss_mb(self) -> float:
+        """Resident memory of the broker, the balancers and their workers, in MB."""
+        self.note_processes()
+        total = 0
+        for pid in self.seen_pids:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+                total += psutil.Process(pid).memory_info().rss
+        return total / 1e6
+
+    def stop(self) -> None:
+        """SIGTERM everything (graceful shutdowns overlap), SIGKILL what does not exit."""
+        self.note_processes()
+        for server in self.balancers.values():
+            if server.process.poll() is None:
+                server.process.send_signal(signal.SIGTERM)
+        for server in self.balancers.values():
+            server.stop(signal.SIGKILL)
+        self.broker.stop()
+        self.http.close()
+
+    # --- observations -------------------------------------------------------------------------
+
+    def listing(self) -> dict[str, dict[str, Any]]:
+        """The broker's registry by balancer id."""
+        response = self.http.get(
+            self.broker.url + "/broker/balancers", headers={"authorization": f"Bearer {SECRET}"}
+        )
+        response.raise_for_status()
+        return {entry["id"]: entry for entry in response.json()["balancers"]}
+
+    def idle(self, name: str) -> tuple[int, int]:
+        """``(idle, capacity)`` as the balancer itself reports them: free slots, and the slots
+        of its ready workers."""
+        url = self.balancers[name].http_url
+        idle = int(self.http.get(url + "/workers/idle").json()["idle_workers"])
+        workers = self.http.get(url + "/workers").json()["workers"]
+        ready = sum(1 for worker in workers if worker["state"] == "ready")
+        return idle, ready * self.slots[name]
+
+    def healthy(self) -> set[str]:
+        try:
+            listing = self.listing()
+        except httpx.HTTPError:
+            return set()
+        return {name for name, entry in listing.items() if entry["health"] == "healthy"}
+
+    def at_rest(self, names: Iterator[str] | None = None) -> bool:
+        """Every balancer is registered and healthy with all its slots free, and the broker's
+        view matches (nothing reserved): no slot leaked anywhere."""
+        wanted = set(names or self.balancers)
+        for name in wanted:
+            if self.balancers[name].process.poll() is not None:
+                raise RuntimeError(f"balancer {name} exited:\n{self.balancers[name].logs()}")
+        try:
+            listing = self.listing()
+            idle = {name: self.idle(name) for name in wanted}
+        except (httpx.HTTPError, KeyError, ValueError):
+            return False
+        return all(
+            name in listing
+            and listing[name]["health"] == "healthy"
+            and idle[name][0] == idle[name][1] > 0
+            and listing[name]["idle"] == idle[name][0]
+            and listing[name]["reserved"] == 0
+            for name in wanted
+        )
+
+    def capacity(self) -> int:
+        return sum(self.idle(name)[1] for name in self.balancers)
+
+    def logs(self) -> str:
+        parts = [f"--- broker\n{self.broker.logs()}"]
+        parts += [f"--- {name}\n{s.logs()}" for name, s in self.balancers.items()]
+        return "\n".join(parts)
