@@ -151,6 +151,31 @@ class Fleet:
         """A balancer in broker mode; returns at once (it registers once its workers are warm).
 
         ``xtts`` runs the tiny random checkpoint instead of the tone backend."""
+        config = self._config(workers, slots, max_queue, tone_ms_per_char, realtime_factor, xtts)
+        config["service"].update(
+            standalone_mode=False, broker_host="127.0.0.1", broker_port=self.broker.port
+        )
+        config["cluster"] = {
+            "secret": SECRET,
+            "balancer_id": name,
+            "broker_url": self.broker.url,
+            "retry_interval_s": 0.2,
+        }
+        return self._start(name, config, slots)
+
+    def start_standalone(
+        self, name: str, *, workers: int = 2, slots: int = 8, tone_ms_per_char: float = 20.0
+    ) -> Server:
+        """A standalone balancer (clients connect to it directly), ready when this returns."""
+        config = self._config(workers, slots, 0, tone_ms_per_char, 1.0, xtts=False)
+        server = self._start(name, config, slots)
+        server.wait_ready(workers=workers)
+        return server
+
+    def _config(
+        self, workers: int, slots: int, max_queue: int, tone_ms_per_char: float,
+        realtime_factor: float, xtts: bool,
+    ) -> dict[str, Any]:  # fmt: skip
         assert self.model_dir is not None or not xtts
         config = base_config(self.model_dir or self.directory, self.voices)
         if not xtts:
@@ -162,20 +187,14 @@ class Fleet:
                     "realtime_factor": realtime_factor,
                 },
             }
-        config["service"].update(
-            instances=workers, standalone_mode=False, broker_host="127.0.0.1",
-            broker_port=self.broker.port,
-        )  # fmt: skip
+        config["service"]["instances"] = workers
         config["workers"].update(slots_per_worker=slots, stall_timeout_s=3.0)
         config["queue"] = {"max_queue": max_queue, "queue_timeout_s": 2.0}
         config["auth"] = {"api_key_hashes": [hash_api_key(CLIENT_KEY)]}
         config["limits"] = {"max_message_bytes": 65536, "max_text_chars": 4000}
-        config["cluster"] = {
-            "secret": SECRET,
-            "balancer_id": name,
-            "broker_url": self.broker.url,
-            "retry_interval_s": 0.2,
-        }
+        return config
+
+    def _start(self, name: str, config: dict[str, Any], slots: int) -> Server:
         directory = self.directory / f"{name}-{secrets.token_hex(3)}"
         directory.mkdir()
         server = start_server(directory, config)
