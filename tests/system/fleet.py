@@ -147,11 +147,14 @@ class Fleet:
     def start_balancer(
         self, name: str, *, workers: int = 2, slots: int = 8, max_queue: int = 0,
         tone_ms_per_char: float = 20.0, realtime_factor: float = 1.0, xtts: bool = False,
+        stall_timeout_s: float = 3.0,
     ) -> Server:  # fmt: skip
         """A balancer in broker mode; returns at once (it registers once its workers are warm).
 
-        ``xtts`` runs the tiny random checkpoint instead of the tone backend."""
+        ``xtts`` runs the tiny random checkpoint instead of the tone backend;
+        ``stall_timeout_s`` is how long a job may send nothing before its worker is killed."""
         config = self._config(workers, slots, max_queue, tone_ms_per_char, realtime_factor, xtts)
+        config["workers"]["stall_timeout_s"] = stall_timeout_s
         config["service"].update(
             standalone_mode=False, broker_host="127.0.0.1", broker_port=self.broker.port
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import numpy as np
 from sessions import Gate, Outcome, SessionKind, run_session
 from tones import ToneReader
 
-__all__ = ["LoadPlan", "LoadReport", "drive"]
+__all__ = ["BackgroundLoad", "LoadPlan", "LoadReport", "drive"]
 
 
 @dataclass(frozen=True)
@@ -129,3 +130,59 @@ async def drive(base: str, key: str, plan: LoadPlan, reader: ToneReader) -> Load
         if o.kind != "http" and o.status == "ok" and o.started < gate.released_at
     )
     return report
+
+
+class BackgroundLoad:
+    """``clients`` concurrent clients, each running sessions back to back (ws, multi, http in
+    turn) against ``base`` until :meth:`stop`: the steady load a fault is injected into.
+
+    It runs on an event loop of its own in a thread, so a test can act (kill, stop, restart)
+    while it runs. Tags come from ``first_index`` upwards, unique across the run.
+    """
+
+    def __init__(
+        self, base: str, key: str, clients: int, reader: ToneReader, first_index: int
+    ) -> None:
+        self._base, self._key, self._clients, self._reader = base, key, clients, reader
+        self._indexes = itertools.count(first_index)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._main()), name="load", daemon=True
+        )
+        self.outcomes: list[Outcome] = []
+
+    def __enter__(self) -> BackgroundLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> list[Outcome]:
+        """Let every client finish its current session, then return all outcomes."""
+        self._stopping.set()
+        self._thread.join(120)
+        assert not self._thread.is_alive(), "the load's clients did not finish"
+        return self.outcomes
+
+    async def _main(self) -> None:
+        gate = Gate(0, 0.0)
+        gate.release()
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+            await asyncio.gather(*(self._client(n, gate, http) for n in range(self._clients)))
+
+    async def _client(self, number: int, gate: Gate, http: httpx.AsyncClient) -> None:
+        kinds: list[SessionKind] = ["ws", "multi", "http"]
+        await asyncio.sleep(0.05 * number)  # spread the clients' starts
+        for turn in itertools.count(number):
+            if self._stopping.is_set():
+                return
+            kind = kinds[turn % len(kinds)]
+            index = next(self._indexes)
+            outcome = await run_session(
+                kind, self._base, self._key, index, self._reader, gate, http, 30.0
+            )  # fmt: skip
+            self.outcomes.append(outcome)
+            if outcome.status != "ok":
+                await asyncio.sleep(0.1)  # back off, as a real client would

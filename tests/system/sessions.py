@@ -30,7 +30,7 @@ from typing import Any, Literal
 import httpx
 from tones import ToneReader, expected_classes
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 __all__ = ["Gate", "Outcome", "SessionKind", "run_session", "session_text"]
 
@@ -319,7 +319,7 @@ async def _run(
         return Outcome(kind, "", started, close_code=None).finish("refused", str(exc))
     except TimeoutError:
         return Outcome(kind, "", started).finish("bad", f"hang: not done within {timeout:g} s")
-    except (OSError, InvalidStatus, ConnectionClosed) as exc:
+    except (OSError, InvalidHandshake, ConnectionClosed) as exc:
         # Could not connect at all (a broker restarting): the client knows at once.
         return Outcome(kind, "", started).finish(
             "error", f"connect: {type(exc).__name__}: {exc}"[:200]

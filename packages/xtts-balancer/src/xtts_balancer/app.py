@@ -41,6 +41,7 @@ from xtts_balancer.supervisor import Supervisor
 from xtts_balancer.worker.ipc import WorkerConfig
 from xtts_balancer.ws import stream_input
 from xtts_balancer.ws_multi import multi_stream_input
+from xtts_core.asgi import LingeringClose
 from xtts_core.cluster import ReplayGuard
 
 __all__ = ["BalancerState", "GenerationLog", "create_app"]
@@ -173,7 +174,7 @@ def create_app(settings: BalancerSettings) -> Starlette:
         routes.append(Route("/metrics", _metrics))
     gate = Middleware(AdminGate, admin=settings.admin)  # admin key / admin listener
     return Starlette(
-        routes=routes, lifespan=lifespan, middleware=[gate],
+        routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose), gate],
         exception_handlers={ApiError: api_error_response},
     )  # fmt: skip
 

@@ -31,7 +31,8 @@ import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
@@ -44,6 +45,7 @@ from xtts_broker.registry import Health, Registry
 from xtts_broker.router import Router
 from xtts_broker.settings import BrokerSettings, is_loopback_host
 from xtts_broker.state import BrokerState
+from xtts_core.asgi import LingeringClose
 from xtts_core.cluster import (
     BALANCERS_PATH,
     DEREGISTER_PATH,
@@ -87,7 +89,10 @@ async def _signed(request: Request, model: type[_M]) -> _M | JSONResponse:
     """The verified, parsed body of a balancer's request, or the 4xx response to send."""
     if int(request.headers.get("content-length") or 0) > _MAX_BODY:
         return _error(413, f"body larger than {_MAX_BODY} bytes")
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # a balancer that shut down mid-request: nobody to answer
+        return _error(400, "the request body did not arrive")
     if len(body) > _MAX_BODY:
         return _error(413, f"body larger than {_MAX_BODY} bytes")
     cluster = _state(request).settings.cluster
@@ -255,4 +260,4 @@ def create_app(
         WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
         *http_routes(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose)])
