@@ -35,6 +35,9 @@ class LoadPlan:
     session_timeout_s: float = 60.0
     first_index: int = 0
     """Tags are unique per index, so rounds of load use distinct ranges."""
+    hold: bool = True
+    """Hold the websocket sessions' text until all have connected (the peak); ``False``: each
+    session speaks as soon as it is open."""
 
     @property
     def kinds(self) -> list[SessionKind]:
@@ -54,8 +57,8 @@ class LoadReport:
 
     outcomes: list[Outcome]
     wall_s: float
-    held_together: int = 0
-    """Websocket sessions open at the same time when their text was released."""
+    held_together: int | None = None
+    """Websocket sessions open at the same time when their text was released (plans that hold)."""
     counts: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -78,7 +81,7 @@ class LoadReport:
         kinds = sorted({o.kind for o in self.outcomes})
         return [
             ("sessions", str(len(self.outcomes))),
-            ("held open together", str(self.held_together)),
+            *([("held open together", str(self.held_together))] if self.held_together else []),
             ("wall time", f"{self.wall_s:.1f} s"),
             ("sessions/s", f"{len(self.outcomes) / self.wall_s:.1f}"),
             *[
@@ -104,11 +107,14 @@ class LoadReport:
         return "\n".join(f"{name:<{width}}  {value}" for name, value in self.rows())
 
 
-async def drive(base: str, key: str, plan: LoadPlan, reader: ToneReader) -> LoadReport:
-    """Run ``plan`` against ``base`` and collect every session's outcome."""
+async def drive(base: str, key: str, plan: LoadPlan, reader: ToneReader | None) -> LoadReport:
+    """Run ``plan`` against ``base`` and collect every session's outcome (``reader=None``:
+    XTTS, whose audio cannot be read back; see ``sessions._judge``)."""
     kinds = plan.kinds
     sockets = sum(1 for kind in kinds if kind != "http")
-    gate = Gate(sockets, plan.ramp_s + 15.0)
+    gate = Gate(sockets if plan.hold else 0, plan.ramp_s + 15.0)
+    if not plan.hold:
+        gate.release()
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
     start = time.monotonic()
     async with httpx.AsyncClient(timeout=plan.session_timeout_s, limits=limits) as http:
@@ -124,11 +130,12 @@ async def drive(base: str, key: str, plan: LoadPlan, reader: ToneReader) -> Load
         outcomes = await asyncio.gather(*(one(i, kind) for i, kind in enumerate(kinds)))
         watchdog.cancel()
     report = LoadReport(list(outcomes), time.monotonic() - start)
-    report.held_together = sum(
-        1
-        for o in outcomes
-        if o.kind != "http" and o.status == "ok" and o.started < gate.released_at
-    )
+    if plan.hold:
+        report.held_together = sum(
+            1
+            for o in outcomes
+            if o.kind != "http" and o.status == "ok" and o.started < gate.released_at
+        )
     return report
 
 

@@ -10,7 +10,9 @@ Three kinds, as real clients use the service through the broker:
 
 Every text carries a tag unique to its session (and context), and the audio is read back with
 :class:`~tones.ToneReader`: a session is ``ok`` only if it closed normally *and* its audio reads
-back exactly as its own text, nothing missing, nothing extra, nothing of anyone else's.
+back exactly as its own text, nothing missing, nothing extra, nothing of anyone else's, and its
+alignment spells that text. Against XTTS (no reader: a random model's audio cannot be read
+back) ``ok`` means a normal close, some audio and the alignment of its own text.
 Otherwise it is ``refused`` (1013 or HTTP 429/503 before any audio: the documented "busy"),
 ``error`` (an error message and a non-1000 close, or an aborted HTTP body: what a client of a
 failed stream must see) or ``bad``: a hang, a stream reported complete with the wrong audio, or
@@ -112,27 +114,39 @@ class _Heard:
     audio: bytearray = field(default_factory=bytearray)
     first_audio_s: float | None = None
     final: bool = False
+    chars: str | None = None
+    """The characters the alignment said were spoken (websockets only)."""
 
     def add(self, message: dict[str, Any]) -> None:
         if message.get("audio"):
             if self.first_audio_s is None:
                 self.first_audio_s = time.monotonic() - self.started
             self.audio += base64.b64decode(message["audio"])
+            if message.get("alignment"):
+                self.chars = (self.chars or "") + "".join(message["alignment"]["chars"])
         if message.get("isFinal") is True:
             self.final = True
 
 
-def _judge_audio(reader: ToneReader, text: str, audio: bytes) -> str:
-    """'' when ``audio`` reads back as ``text``; otherwise what is wrong with it."""
-    heard, leftover = reader.read(audio)
+def _judge(reader: ToneReader | None, text: str, heard: _Heard) -> str:
+    """'' when what was heard is ``text`` and nothing else; otherwise what is wrong.
+
+    The alignment (when sent) must spell the text, spaces aside. With a ``reader`` (the tone
+    backend) the audio itself must read back as the text; without one (XTTS: a random model's
+    audio says nothing checkable) there must be some audio."""
+    if heard.chars is not None and heard.chars.split() != text.split():
+        return f"alignment spells {heard.chars[:60]!r}, not the text sent"
+    if reader is None:
+        return "" if heard.audio else "no audio"
+    heard_classes, leftover = reader.read(bytes(heard.audio))
     wanted = expected_classes(text)
     if leftover:
         return f"{leftover} samples beyond the last whole character"
-    if heard == wanted:
+    if heard_classes == wanted:
         return ""
-    if wanted[: len(heard)] == heard:
-        return f"truncated: {len(heard)} of {len(wanted)} characters"
-    return f"foreign or garbled audio: {len(heard)} characters heard, {len(wanted)} sent"
+    if wanted[: len(heard_classes)] == heard_classes:
+        return f"truncated: {len(heard_classes)} of {len(wanted)} characters"
+    return f"foreign or garbled audio: {len(heard_classes)} characters heard, {len(wanted)} sent"
 
 
 class _RefusedError(Exception):
@@ -167,7 +181,7 @@ async def _open(url: str, key: str) -> ClientConnection:
 
 
 def _verdict(
-    outcome: Outcome, reader: ToneReader, texts: dict[str, str], heard: dict[str, _Heard],
+    outcome: Outcome, reader: ToneReader | None, texts: dict[str, str], heard: dict[str, _Heard],
     errors: list[dict[str, Any]], clean_close: bool,
 ) -> Outcome:  # fmt: skip
     """Judge a websocket session from its close and what each of its texts got."""
@@ -178,7 +192,7 @@ def _verdict(
         outcome.detail = json.dumps(errors[-1])[:200]
     if clean_close and not errors:
         for name, text in texts.items():
-            problem = _judge_audio(reader, text, bytes(heard[name].audio))
+            problem = _judge(reader, text, heard[name])
             if not problem and not heard[name].final:
                 problem = "no final message"
             if problem:
@@ -192,7 +206,9 @@ def _verdict(
     return outcome.finish("bad", f"closed {outcome.close_code} with no error and short audio")
 
 
-async def _ws_session(base: str, key: str, index: int, reader: ToneReader, gate: Gate) -> Outcome:
+async def _ws_session(
+    base: str, key: str, index: int, reader: ToneReader | None, gate: Gate
+) -> Outcome:
     tag, text = session_text(index)
     outcome = Outcome("ws", tag, time.monotonic())
     url = f"{base.replace('http', 'ws', 1)}/v1/text-to-speech/{VOICE}/stream-input?{QUERY}"
@@ -216,7 +232,7 @@ async def _ws_session(base: str, key: str, index: int, reader: ToneReader, gate:
 
 
 async def _multi_session(
-    base: str, key: str, index: int, reader: ToneReader, gate: Gate
+    base: str, key: str, index: int, reader: ToneReader | None, gate: Gate
 ) -> Outcome:
     texts = dict(session_text(index, context) for context in (1, 2))
     outcome = Outcome("multi", "+".join(texts), time.monotonic())
@@ -261,7 +277,7 @@ async def _multi_session(
 
 
 async def _http_session(
-    base: str, key: str, index: int, reader: ToneReader, gate: Gate,
+    base: str, key: str, index: int, reader: ToneReader | None, gate: Gate,
     client: httpx.AsyncClient,
 ) -> Outcome:  # fmt: skip
     tag, text = session_text(index)
@@ -286,12 +302,12 @@ async def _http_session(
         outcome.first_audio_s, outcome.audio_bytes = heard.first_audio_s, len(heard.audio)
         return outcome.finish("error", f"{type(exc).__name__}: {exc}"[:200])
     outcome.first_audio_s, outcome.audio_bytes = heard.first_audio_s, len(heard.audio)
-    problem = _judge_audio(reader, text, bytes(heard.audio))
+    problem = _judge(reader, text, heard)
     return outcome.finish("bad" if problem else "ok", problem)
 
 
 async def run_session(
-    kind: SessionKind, base: str, key: str, index: int, reader: ToneReader, gate: Gate,
+    kind: SessionKind, base: str, key: str, index: int, reader: ToneReader | None, gate: Gate,
     http: httpx.AsyncClient, timeout: float,
 ) -> Outcome:  # fmt: skip
     """One session of ``kind`` against ``base`` (``http://host:port``); it opens at once and
@@ -305,7 +321,7 @@ async def run_session(
 
 
 async def _run(
-    kind: SessionKind, base: str, key: str, index: int, reader: ToneReader, gate: Gate,
+    kind: SessionKind, base: str, key: str, index: int, reader: ToneReader | None, gate: Gate,
     http: httpx.AsyncClient, timeout: float, started: float,
 ) -> Outcome:  # fmt: skip
     try:
