@@ -6,6 +6,7 @@ path, parity-tested against the reference); batching changes latents only by flo
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import TYPE_CHECKING
 
@@ -14,13 +15,19 @@ import pytest
 
 pytest.importorskip("torch")
 
-from xtts_core.chunking import AudioChunk
+from xtts_core import chunking
+from xtts_core.chunking import AudioChunk, StreamOptions
 from xtts_core.errors import JobCancelledError, ParameterError, TextError
 from xtts_core.generate import SamplingParams
 from xtts_core.scheduler import BatchScheduler
+from xtts_core.stream import vocode_windows
 
 if TYPE_CHECKING:
+    import torch
+
     from xtts_core.engine import XttsEngine
+    from xtts_core.model.hifigan import HifiganGenerator
+    from xtts_core.stream import VocodeWindow
     from xtts_core.voice import Voice
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -144,3 +151,53 @@ def test_a_job_that_cannot_start_fails_alone(engine_fast_vocoder: XttsEngine, vo
         with pytest.raises(ParameterError, match="does not fit"):
             list(too_long)
         assert list(fine)[-1].codes_so_far == 4
+
+
+def test_batched_vocoding_sounds_as_vocoding_per_job(
+    engine_fast_vocoder: XttsEngine, voice: Voice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs joining and leaving at different times, with other voices, speeds and chunk sizes:
+    the chunks vocoded together in one call equal those vocoded one job after another. All jobs
+    are queued before the thread starts, so both runs decode the same schedule and the same
+    latents; only the vocoding differs."""
+    engine = engine_fast_vocoder
+    other = engine.speaker("Other Speaker")
+    specs = [
+        ("Hello there, how are you?", voice, forced(21, 1), 1.0, StreamOptions(1, 3)),
+        ("One two three four.", other, forced(9, 2), 1.3, StreamOptions(2, 2)),
+        ("Short.", voice, forced(13, 3), 0.8, StreamOptions(3, 4)),
+        ("Later on.", other, forced(17, 4), 1.0, StreamOptions(1, 2, lookahead_frames=4)),
+    ]
+    calls: list[list[int]] = []  # window sizes of each generator call
+
+    def spy(generator: HifiganGenerator, windows: list[VocodeWindow]) -> list[torch.Tensor]:
+        calls.append([w.size for w in windows])
+        return vocode_windows(generator, windows)
+
+    monkeypatch.setattr(chunking, "vocode_windows", spy)
+
+    def run(batch: bool) -> list[list[AudioChunk]]:
+        scheduler = BatchScheduler(
+            engine, max_streams=3, prefill_chunk=64, batch_vocoding=batch,
+            vocode_max_padding=math.inf,
+        )  # fmt: skip
+        jobs = [
+            scheduler.submit(text, "en", v, p, speed=speed, options=options)
+            for text, v, p, speed, options in specs
+        ]
+        with scheduler:
+            return [list(job) for job in jobs]
+
+    together = run(True)
+    assert any(len(set(sizes)) > 1 for sizes in calls)  # padded rows shared a call
+    calls.clear()
+    alone = run(False)
+    assert max(map(len, calls)) == 1
+    for a, b in zip(together, alone, strict=True):
+        assert [c.samples.size for c in a] == [c.samples.size for c in b]
+        np.testing.assert_allclose(audio(a), audio(b), rtol=0, atol=1e-5)
+
+
+def test_negative_vocode_padding_is_refused(engine_fast_vocoder: XttsEngine) -> None:
+    with pytest.raises(ParameterError, match="vocode_max_padding"):
+        BatchScheduler(engine_fast_vocoder, vocode_max_padding=-0.1)

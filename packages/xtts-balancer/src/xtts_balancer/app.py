@@ -37,7 +37,7 @@ from xtts_balancer.metrics import Metrics
 from xtts_balancer.openapi import api_routes
 from xtts_balancer.pool import SlotPool
 from xtts_balancer.settings import BalancerSettings
-from xtts_balancer.supervisor import Supervisor
+from xtts_balancer.supervisor import Supervisor, WorkerHandle
 from xtts_balancer.worker.ipc import WorkerConfig
 from xtts_balancer.ws import stream_input
 from xtts_balancer.ws_multi import multi_stream_input
@@ -96,6 +96,8 @@ class BalancerState:
                 log_level=logging.getLogger().getEffectiveLevel(),
                 backend=settings.model.backend,
                 backend_options=settings.model.backend_options,
+                kv_pool_bytes=workers.kv_pool_bytes,
+                realtime_safety=workers.realtime_safety,
             )
             for i in range(settings.service.instances)
         ]
@@ -103,11 +105,11 @@ class BalancerState:
             configs, startup_timeout_s=workers.startup_timeout_s,
             restart_backoff_s=workers.restart_backoff_s, max_restarts=workers.max_restarts,
             stop_timeout_s=workers.stop_timeout_s, on_change=self._workers_changed,
-            on_restart=self.metrics.worker_restarts.inc,
+            on_restart=self.metrics.worker_restarts.inc, on_load=self._worker_load,
         )  # fmt: skip
         self.pool = SlotPool(
             self.supervisor.workers, workers.slots_per_worker, settings.queue.max_queue,
-            settings.queue.queue_timeout_s,
+            settings.queue.queue_timeout_s, workers.capacity_aware,
         )  # fmt: skip
         self.broker = (
             None if settings.service.standalone_mode else BrokerLink(settings, self._capacity)
@@ -115,8 +117,16 @@ class BalancerState:
 
     def _capacity(self) -> tuple[int, int]:
         """``(idle, capacity)``: free slots, and all slots of the warm workers."""
-        slots = self.settings.workers.slots_per_worker
-        return self.pool.free_slots, self.supervisor.ready_count * slots
+        return self.pool.free_slots, self.pool.capacity
+
+    def _worker_load(self, worker: WorkerHandle) -> None:
+        """A worker reported its measured speed: export it; capacity may have grown."""
+        label = str(worker.index)
+        if worker.realtime_streams is not None:
+            self.metrics.worker_realtime_streams.labels(label).set(worker.realtime_streams)
+        if worker.step_s is not None:
+            self.metrics.worker_step_seconds.labels(label).set(worker.step_s)
+        self.pool.dispatch()
 
     def _workers_changed(self) -> None:
         self.metrics.workers_ready.set(self.supervisor.ready_count)
@@ -210,6 +220,9 @@ async def _workers(request: Request) -> Response:
                     "pid": w.pid,
                     "device": w.config.device,
                     "busy_slots": w.busy,
+                    "slots": state.pool.slots_of(w),
+                    "realtime_streams": w.realtime_streams,
+                    "step_ms": None if w.step_s is None else round(w.step_s * 1000, 3),
                     "restarts": w.restarts,
                 }
                 for w in state.supervisor.workers

@@ -40,6 +40,14 @@ class Metrics:
             "xtts_worker_restarts", "Worker processes restarted after dying", registry=r
         )
         self.workers_ready = Gauge("xtts_workers_ready", "Warm workers", registry=r)
+        self.worker_realtime_streams = Gauge(
+            "xtts_worker_realtime_streams",
+            "Streams a worker measured it can keep faster than real time", ["worker"], registry=r,
+        )  # fmt: skip
+        self.worker_step_seconds = Gauge(
+            "xtts_worker_step_seconds", "Mean decode step time of a worker's latest batch size",
+            ["worker"], registry=r,
+        )  # fmt: skip
         self.errors = Counter(
             "xtts_errors", "Sessions ended with an error, by error code", ["error"], registry=r
         )

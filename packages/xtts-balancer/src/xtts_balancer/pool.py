@@ -6,6 +6,10 @@ the socket's lifetime), so capacity is the number of free slots over the warm wo
 of at most ``max_queue`` entries for at most ``queue_timeout_s``; beyond either it is refused
 (the caller answers with an ElevenLabs-style error and close 1013). Slots are handed to waiters
 in arrival order the moment one frees or a worker becomes ready: no polling.
+
+With ``capacity_aware`` a worker's slots are further limited to the streams it last reported it
+can keep faster than real time (:attr:`WorkerHandle.realtime_streams`; a worker that has not
+reported yet keeps its fixed slots); call :meth:`SlotPool.dispatch` when a report arrives.
 """
 
 from __future__ import annotations
@@ -37,17 +41,30 @@ class SlotPool:
 
     def __init__(
         self, workers: list[WorkerHandle], slots_per_worker: int, max_queue: int,
-        queue_timeout_s: float,
+        queue_timeout_s: float, capacity_aware: bool = False,
     ) -> None:  # fmt: skip
         self._workers = workers
         self._slots = slots_per_worker
+        self._capacity_aware = capacity_aware
         self._max_queue = max_queue
         self._timeout = queue_timeout_s
         self._waiters: collections.deque[asyncio.Future[Lease]] = collections.deque()
 
     @property
     def free_slots(self) -> int:
-        return sum(self._slots - w.busy for w in self._workers if w.state == "ready")
+        return sum(max(0, self.slots_of(w) - w.busy) for w in self._workers if w.state == "ready")
+
+    @property
+    def capacity(self) -> int:
+        """Slots of the warm workers, busy or not."""
+        return sum(self.slots_of(w) for w in self._workers if w.state == "ready")
+
+    def slots_of(self, worker: WorkerHandle) -> int:
+        """Streams ``worker`` may hold now: its fixed slots, or fewer if it is capacity-aware
+        and reported that fewer stay real time."""
+        if not self._capacity_aware or worker.realtime_streams is None:
+            return self._slots
+        return min(self._slots, worker.realtime_streams)
 
     @property
     def queued(self) -> int:
@@ -108,7 +125,7 @@ class SlotPool:
 
     def _take(self) -> Lease | None:
         for worker in self._workers:
-            if worker.state == "ready" and worker.busy < self._slots:
+            if worker.state == "ready" and worker.busy < self.slots_of(worker):
                 worker.busy += 1
                 return Lease(worker, worker.incarnation)
         return None

@@ -163,6 +163,15 @@ class WorkersSection(SettingsSection):
     """Synthesised once per worker before it counts as ready."""
     stall_timeout_s: float = Field(default=60.0, gt=0)
     """A job that sends nothing for this long means a hung worker: it is killed and restarted."""
+    kv_pool_bytes: int | None = Field(default=None, ge=1)
+    """Most bytes one worker's KV pool may take (xtts: ``slots_per_worker`` streams of the
+    model's positions); none = whatever the device has free. A worker whose pool does not fit
+    fails at start with the numbers and the streams that would fit."""
+    capacity_aware: bool = False
+    """Lease a worker's slot only while its measured decode steps say one more stream stays
+    faster than real time (each worker reports that to the front); off = fixed slots."""
+    realtime_safety: float = Field(default=0.8, gt=0, le=1)
+    """Share of a code's 46.4 ms of audio a decode step may take and still count as real time."""
 
 
 class QueueSection(SettingsSection):

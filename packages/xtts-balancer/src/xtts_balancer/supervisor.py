@@ -5,7 +5,8 @@ connected by one duplex pipe. A reader thread per worker turns what arrives into
 loop; the pipe reaching EOF means the process died. Then the jobs it was running fail with a clear
 error, its slots leave the pool, and it is restarted after a backoff (doubling, capped at 30 s)
 unless it has used up ``workers.max_restarts``. A worker that is not warm within
-``workers.startup_timeout_s`` is killed, which restarts it the same way.
+``workers.startup_timeout_s`` is killed, which restarts it the same way. A worker's :class:`Load`
+reports (its measured real-time capacity) are kept on its handle and passed to ``on_load``.
 
 :meth:`Supervisor.stop` (Stop message, then SIGTERM, then SIGKILL) runs on every exit path of
 the server, and workers exit by themselves when their pipe to this process closes, so no worker
@@ -32,6 +33,7 @@ from xtts_balancer.worker.ipc import (
     Job,
     JobDone,
     JobFailed,
+    Load,
     Ready,
     StartupFailed,
     Stop,
@@ -85,6 +87,8 @@ class WorkerHandle:
     restarts: int = 0
     failures: int = 0  # consecutive deaths without becoming ready
     busy: int = 0  # slots leased in this incarnation
+    realtime_streams: int | None = None  # measured real-time capacity; None = not reported
+    step_s: float | None = None  # mean decode step time of the latest report
     pid: int | None = None
     process: BaseProcess | None = None
     conn: Connection | None = None
@@ -104,6 +108,7 @@ class Supervisor:
         stop_timeout_s: float,
         on_change: Callable[[], None],
         on_restart: Callable[[], None],
+        on_load: Callable[[WorkerHandle], None] | None = None,
     ) -> None:
         self.workers = [WorkerHandle(i, config) for i, config in enumerate(configs)]
         self._startup_timeout_s = startup_timeout_s
@@ -112,6 +117,7 @@ class Supervisor:
         self._stop_timeout_s = stop_timeout_s
         self._on_change = on_change
         self._on_restart = on_restart
+        self._on_load = on_load
         self._ctx = multiprocessing.get_context("spawn")
         self._job_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -172,6 +178,7 @@ class Supervisor:
     def _spawn(self, handle: WorkerHandle) -> None:
         handle.incarnation += 1
         handle.state, handle.busy, handle.pid = "starting", 0, None
+        handle.realtime_streams = handle.step_s = None  # a new process measures afresh
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=run_worker, args=(child, handle.config), name=handle.config.name, daemon=True
@@ -217,6 +224,10 @@ class Supervisor:
             self._on_change()
         elif isinstance(message, StartupFailed):
             logger.error("worker %d failed to start: %s", handle.index, message.message)
+        elif isinstance(message, Load):
+            handle.realtime_streams, handle.step_s = message.realtime_streams, message.step_s
+            if self._on_load is not None:
+                self._on_load(handle)
         else:
             stream = handle.jobs.get(message.job_id)
             if stream is None:  # a cancelled job's last words

@@ -33,6 +33,7 @@ require_inference("xtts_core.batch")
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from xtts_core.capacity import check_kv_pool, slot_positions  # noqa: E402
 from xtts_core.errors import CapacityError, ParameterError  # noqa: E402
 from xtts_core.generate import FAKE_PROMPT_ID, SamplingParams, process_logits, sample  # noqa: E402
 from xtts_core.model.gpt import GPT, Contiguous, KVCache, Scattered  # noqa: E402
@@ -138,12 +139,13 @@ class BatchDecoder:
     ``prefill_chunk`` bounds the prompt positions prefilled per step; ``max_positions`` the
     sequence length of every slot (default: the longest prompt the model takes plus its code
     limit). The KV pool is ``layers x max_streams x heads x max_positions x head_dim`` keys and as
-    many values, in the model's dtype, allocated once.
+    many values, in the model's dtype, allocated once, after checking that it fits the device's
+    free memory and ``memory_budget`` bytes (:func:`~xtts_core.capacity.check_kv_pool`).
     """
 
     def __init__(
         self, model: GPT, max_streams: int, prefill_chunk: int = 128,
-        max_positions: int | None = None,
+        max_positions: int | None = None, memory_budget: int | None = None,
     ) -> None:  # fmt: skip
         cfg = model.cfg
         if max_streams < 1 or prefill_chunk < 1:
@@ -151,8 +153,9 @@ class BatchDecoder:
         self.model = model
         self.prefill_chunk = prefill_chunk
         weight = model.mel_head.weight
-        self.max_positions = max_positions or (
-            cfg.num_conditioning_latents + cfg.max_text_tokens + 1 + cfg.max_new_codes
+        self.max_positions = max_positions or slot_positions(cfg)
+        check_kv_pool(
+            cfg, max_streams, weight.dtype, weight.device, memory_budget, self.max_positions
         )
         self.pool = KVCache(
             cfg.layers, max_streams, cfg.heads, self.max_positions, cfg.width // cfg.heads,

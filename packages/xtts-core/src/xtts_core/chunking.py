@@ -5,11 +5,18 @@ them, and returns an :class:`AudioChunk` whenever one is due. It does not care w
 :meth:`XttsEngine.stream <xtts_core.engine.XttsEngine.stream>` feeds it from one
 :class:`~xtts_core.generate.CodeStream`, the :mod:`~xtts_core.scheduler` from a batched decoder
 serving many texts at once, and both give the same audio for the same latents.
+
+A due chunk can also be taken in two steps, so that a driver of many texts vocodes all the chunks
+due in one step together: :meth:`ChunkedSpeech.push_pending` / :meth:`~ChunkedSpeech.end_pending`
+return a :class:`PendingChunk`, and :func:`vocode_pending` vocodes a list of them in batched
+generator calls and completes each into its :class:`AudioChunk` (fades, joins and denoising stay
+per text).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xtts_core._extras import require_inference
@@ -17,11 +24,17 @@ from xtts_core._extras import require_inference
 require_inference("xtts_core.chunking")
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from xtts_core.errors import ParameterError  # noqa: E402
-from xtts_core.model.hifigan import HifiDecoder  # noqa: E402
-from xtts_core.stream import IncrementalVocoder  # noqa: E402
+from xtts_core.model.hifigan import HifiDecoder, HifiganGenerator  # noqa: E402
+from xtts_core.stream import (  # noqa: E402
+    IncrementalVocoder,
+    VocodeWindow,
+    group_windows,
+    vocode_windows,
+)
 
 #: Length of the linear fade at each join between segments of a long text.
 JOIN_FADE_S = 0.005
@@ -106,6 +119,15 @@ class ChunkedSpeech:
 
     def push(self, latent: Tensor) -> AudioChunk | None:
         """Add the latent of the segment's next code; a chunk when one is due and not empty."""
+        pending = self.push_pending(latent)
+        return None if pending is None else vocode_pending([pending])[0]
+
+    def end_segment(self) -> AudioChunk | None:
+        """The rest of the segment's audio (always a chunk, maybe empty, for the last segment)."""
+        return vocode_pending([self.end_pending()])[0]
+
+    def push_pending(self, latent: Tensor) -> PendingChunk | None:
+        """:meth:`push`, with the chunk's vocoding left to the caller (None: no chunk is due)."""
         assert self._vocoder is not None, "begin_segment() first"
         self._vocoder.push(latent)
         self._codes += 1
@@ -113,14 +135,13 @@ class ChunkedSpeech:
             return None
         self._size = min(2 * self._size, self._options.chunk_codes)
         self._due += self._size
-        return self._chunk(self._vocoder.pull(), final=False)
+        return PendingChunk(self, self._vocoder, final=False)
 
-    def end_segment(self) -> AudioChunk | None:
-        """The rest of the segment's audio (always a chunk, maybe empty, for the last segment)."""
+    def end_pending(self) -> PendingChunk:
+        """:meth:`end_segment`, with the chunk's vocoding left to the caller."""
         assert self._vocoder is not None, "begin_segment() first"
-        samples = self._vocoder.pull(final=True)
-        self._vocoder = None
-        return self._chunk(samples, final=True)
+        vocoder, self._vocoder = self._vocoder, None
+        return PendingChunk(self, vocoder, final=True)
 
     def _chunk(self, samples: Tensor, final: bool) -> AudioChunk | None:
         last_segment = self._segment == self._segments - 1
@@ -139,6 +160,56 @@ class ChunkedSpeech:
         )  # fmt: skip
         self._index += 1
         return chunk
+
+
+class PendingChunk:
+    """A due chunk of one :class:`ChunkedSpeech` whose audio window is not vocoded yet.
+
+    Vocode :attr:`window` (None: no sample is ready) and :meth:`complete` the chunk with its wave
+    before anything else is pushed to the same text; :func:`vocode_pending` does both.
+    """
+
+    def __init__(self, speech: ChunkedSpeech, vocoder: IncrementalVocoder, final: bool) -> None:
+        self._speech = speech
+        self._vocoder = vocoder
+        self._final = final
+        self.generator: HifiganGenerator = vocoder.decoder.waveform_decoder
+        self.window: VocodeWindow | None = vocoder.plan(final)
+
+    def complete(self, wav: Tensor | None) -> AudioChunk | None:
+        """The chunk, given the wave of :attr:`window` (None when the window is None)."""
+        if self.window is None:
+            samples = torch.zeros(0)
+        elif wav is None:
+            raise ValueError("complete() needs the wave of the pending window")
+        else:
+            samples = self._vocoder.take(self.window, wav)
+        return self._speech._chunk(samples, self._final)
+
+
+def vocode_pending(
+    pending: Sequence[PendingChunk], batch: bool = True, max_padding: float = 0.25
+) -> list[AudioChunk | None]:
+    """Vocode and complete chunks of different texts (at most one each), in input order.
+
+    With ``batch`` the windows share generator calls, grouped by :func:`~xtts_core.stream.
+    group_windows` so no call pads more than ``max_padding`` of its frames; without it, each
+    window is vocoded alone. The audio is the same either way up to float rounding. All texts
+    must use the same vocoder.
+    """
+    ready = [(i, p.window) for i, p in enumerate(pending) if p.window is not None]
+    if len({id(p.generator) for p in pending}) > 1:
+        raise ValueError("chunks vocoded together must share one vocoder")
+    if batch:
+        groups = group_windows([w.size for _, w in ready], max_padding)
+    else:
+        groups = [[k] for k in range(len(ready))]
+    waves: list[Tensor | None] = [None] * len(pending)
+    for group in groups:
+        got = vocode_windows(pending[0].generator, [ready[k][1] for k in group])
+        for k, wav in zip(group, got, strict=True):
+            waves[ready[k][0]] = wav
+    return [p.complete(wav) for p, wav in zip(pending, waves, strict=True)]
 
 
 def _fade_joins(

@@ -10,7 +10,15 @@ latents to its job's :class:`~xtts_core.chunking.ChunkedSpeech` (the same assemb
 to float rounding), moves a job on to its next segment in the slot its last one just freed (a
 long text keeps its place), and drops cancelled jobs within one step.
 
-Vocoding runs on the same thread, one stream after another, between decode steps.
+Vocoding runs on the same thread between decode steps. The HiFi-GAN windows that several jobs
+have due in one step are vocoded together in batched generator calls (right-padded and masked,
+so each job's audio is what it would be alone; see :func:`~xtts_core.chunking.vocode_pending`);
+``batch_vocoding=False`` vocodes them one job after another instead, for hardware where a batch
+does not pay (e.g. a CPU already saturated by one window).
+
+Every step is timed (decode, prefill and vocoding together: the thread's whole cost of giving each
+stream one more code) into :attr:`BatchScheduler.capacity`, which tells how many streams stay
+faster than real time (see :mod:`xtts_core.capacity`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,8 +38,15 @@ from xtts_core._extras import require_inference
 require_inference("xtts_core.scheduler")
 
 from xtts_core.batch import BatchDecoder, BatchedStream  # noqa: E402
-from xtts_core.chunking import AudioChunk, ChunkedSpeech, StreamOptions  # noqa: E402
-from xtts_core.errors import JobCancelledError  # noqa: E402
+from xtts_core.capacity import RealtimeCapacity  # noqa: E402
+from xtts_core.chunking import (  # noqa: E402
+    AudioChunk,
+    ChunkedSpeech,
+    PendingChunk,
+    StreamOptions,
+    vocode_pending,
+)
+from xtts_core.errors import JobCancelledError, ParameterError  # noqa: E402
 from xtts_core.generate import SamplingParams  # noqa: E402
 
 if TYPE_CHECKING:
@@ -103,15 +119,31 @@ class SpeechJob:
 class BatchScheduler:
     """Serve submitted texts from one engine, up to ``max_streams`` decoding in each step.
 
-    Use it as a context manager, or call :meth:`start` and :meth:`close`.
+    Use it as a context manager, or call :meth:`start` and :meth:`close`. ``batch_vocoding`` and
+    ``vocode_max_padding`` choose how the chunks due in one step are vocoded (see
+    :func:`~xtts_core.chunking.vocode_pending`); ``memory_budget`` caps the KV pool's bytes
+    (:class:`~xtts_core.batch.BatchDecoder`); a step counts as real time while it takes at most
+    ``realtime_safety`` of the audio one code stands for (:attr:`capacity`).
     """
 
     def __init__(
         self, engine: XttsEngine, max_streams: int = 8, prefill_chunk: int = 128,
-        max_positions: int | None = None,
+        max_positions: int | None = None, batch_vocoding: bool = True,
+        vocode_max_padding: float = 0.25, memory_budget: int | None = None,
+        realtime_safety: float = 0.8,
     ) -> None:  # fmt: skip
+        if vocode_max_padding < 0:
+            raise ParameterError(f"vocode_max_padding must be >= 0, got {vocode_max_padding}")
         self.engine = engine
-        self.decoder = BatchDecoder(engine.model.gpt, max_streams, prefill_chunk, max_positions)
+        cfg = engine.config
+        self.capacity = RealtimeCapacity(
+            max_streams, cfg.gpt.code_stride_len / cfg.decoder.input_sample_rate, realtime_safety
+        )
+        self.decoder = BatchDecoder(
+            engine.model.gpt, max_streams, prefill_chunk, max_positions, memory_budget
+        )
+        self.batch_vocoding = batch_vocoding
+        self.vocode_max_padding = vocode_max_padding
         self._waiting: deque[SpeechJob] = deque()
         self._active: dict[int, SpeechJob] = {}  # by BatchedStream id
         self._wake = threading.Condition()
@@ -167,8 +199,10 @@ class BatchScheduler:
                     break
                 self._admit()
             try:
+                started = time.perf_counter()
                 self._drop_cancelled()
-                self._step()
+                if streams := self._step():
+                    self.capacity.record(streams, time.perf_counter() - started)
             except Exception as exc:  # a failed step must not leave any caller waiting forever
                 logger.exception(
                     "batched decode step failed; failing its %d jobs", len(self._active)
@@ -205,18 +239,33 @@ class BatchScheduler:
                 del self._active[stream_id]
                 job.finish(JobCancelledError(f"job {job.id} was cancelled"))
 
-    def _step(self) -> None:
-        for out in self.decoder.step():
-            job = self._active[out.stream.id]
-            job.deliver(job.speech.push(out.latent))
-            if not out.finished:
-                continue
-            del self._active[out.stream.id]
-            job.deliver(job.speech.end_segment())
+    def _step(self) -> int:
+        """One decode step, then its chunks: first those due mid-segment, then the last chunks
+        of segments that ended (a job's own chunks stay in order), each set vocoded together.
+        Returns how many streams drew a code."""
+        outputs = self.decoder.step()
+        jobs = [self._active[out.stream.id] for out in outputs]
+        due = [
+            (job, job.speech.push_pending(out.latent))
+            for job, out in zip(jobs, outputs, strict=True)
+        ]
+        self._vocode([(job, p) for job, p in due if p is not None])
+        ended = [job for job, out in zip(jobs, outputs, strict=True) if out.finished]
+        for out in outputs:
+            if out.finished:
+                del self._active[out.stream.id]
+        self._vocode([(job, job.speech.end_pending()) for job in ended])
+        for job in ended:
             if job.segment + 1 < len(job.segments):
                 self._next_segment(job)  # the slot this segment freed
             else:
                 job.finish()
+        return len(outputs)
+
+    def _vocode(self, due: list[tuple[SpeechJob, PendingChunk]]) -> None:
+        chunks = vocode_pending([p for _, p in due], self.batch_vocoding, self.vocode_max_padding)
+        for (job, _), chunk in zip(due, chunks, strict=True):
+            job.deliver(chunk)
 
     def _fail_all(self, error: BaseException, include_waiting: bool = False) -> None:
         for job in self._active.values():

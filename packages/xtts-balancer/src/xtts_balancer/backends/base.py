@@ -18,6 +18,9 @@ The contract, which is all a worker relies on:
   is made. :meth:`Synthesis.cancel` is called from another thread; afterwards iteration must end
   soon (returning or raising: the worker ignores whatever a cancelled synthesis still does).
 - :meth:`Backend.close` ends every running synthesis the same way; the process exits after it.
+- :meth:`Backend.realtime_load` (optional) says how many streams the backend can keep faster
+  than real time, from its own measurements; the worker reports changes to the front process,
+  which leases slots by it when ``workers.capacity_aware`` is on.
 
 Torch-free: the XTTS backend imports torch, this module does not.
 """
@@ -33,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from xtts_balancer.worker.ipc import Job, WorkerConfig
+    from xtts_balancer.worker.ipc import Job, Load, WorkerConfig
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -106,6 +109,10 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None:
         """End every running synthesis and free the device."""
+
+    def realtime_load(self) -> Load | None:
+        """The measured real-time capacity; None = not measured (the fixed slots apply)."""
+        return None
 
 
 def library_clips(voices_dir: Path | None) -> list[Path]:

@@ -9,6 +9,11 @@ step (continuous batching: the weights are read once per step for all of them); 
 ``slots = 1`` the same code path runs one job at a time. A cancel frees the job's stream slot
 within one decode step.
 
+Before the scheduler allocates its KV pool, the pool's size is checked against the device's free
+memory and ``workers.kv_pool_bytes``; a pool that does not fit fails the worker's start with the
+numbers and the streams that would fit. The scheduler times its steps, and
+:meth:`XttsBackend.realtime_load` reports how many streams stay faster than real time.
+
 What it does not do: queueing beyond its slots (the front process leases slots; the scheduler's
 own FIFO only ever holds jobs for an instant).
 """
@@ -34,10 +39,10 @@ from xtts_balancer.backends.base import (
     added_clip,
     library_clips,
 )
-from xtts_balancer.worker.ipc import Job, WorkerConfig
+from xtts_balancer.worker.ipc import Job, Load, WorkerConfig
 from xtts_core.chunking import StreamOptions
 from xtts_core.engine import XttsEngine
-from xtts_core.errors import JobCancelledError, XttsError
+from xtts_core.errors import JobCancelledError, ParameterError, XttsError
 from xtts_core.generate import SamplingParams
 from xtts_core.scheduler import BatchScheduler, SpeechJob
 from xtts_core.voice import Voice
@@ -55,7 +60,15 @@ class XttsBackend(Backend):
     def __init__(self, engine: XttsEngine, config: WorkerConfig) -> None:
         self._engine = engine
         self._library = _VoiceLibrary(engine, config)
-        self._scheduler = BatchScheduler(engine, max_streams=config.slots)
+        try:
+            self._scheduler = BatchScheduler(
+                engine, max_streams=config.slots, memory_budget=config.kv_pool_bytes,
+                realtime_safety=config.realtime_safety,
+            )  # fmt: skip
+        except ParameterError as exc:
+            raise ValueError(
+                f"workers.slots_per_worker: {config.slots} do not fit: {exc}"
+            ) from None
         self._scheduler.start()
         self.sample_rate = engine.sample_rate
         self.languages = tuple(engine.languages)
@@ -97,6 +110,10 @@ class XttsBackend(Backend):
 
     def close(self) -> None:
         self._scheduler.close()  # every unfinished job ends cancelled
+
+    def realtime_load(self) -> Load | None:
+        estimate = self._scheduler.capacity.estimate()
+        return None if estimate is None else Load(estimate.streams, estimate.step_s)
 
 
 class _XttsSynthesis(Synthesis):

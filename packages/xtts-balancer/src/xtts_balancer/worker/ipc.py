@@ -6,7 +6,8 @@ Every message is a small frozen dataclass; audio travels as float32 bytes at the
 
 Front -> worker: :class:`Job`, :class:`Cancel`, :class:`Stop`.
 Worker -> front: :class:`Ready` (or :class:`StartupFailed`), then per job any number of
-:class:`Chunk` and one :class:`JobDone` or :class:`JobFailed`.
+:class:`Chunk` and one :class:`JobDone` or :class:`JobFailed`; and, from a backend that measures
+its speed, a :class:`Load` whenever its real-time capacity changes.
 
 Torch-free, so the front process can import it without loading the model stack.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "Job",
     "JobDone",
     "JobFailed",
+    "Load",
     "Ready",
     "StartupFailed",
     "Stop",
@@ -51,6 +53,10 @@ class WorkerConfig:
     """``model.backend``: a built-in name or ``package.module:Class``."""
     backend_options: Mapping[str, object] = field(default_factory=dict)
     """``model.backend_options``, for the backend to validate."""
+    kv_pool_bytes: int | None = None
+    """``workers.kv_pool_bytes``: the most the KV pool may take (none = the free memory)."""
+    realtime_safety: float = 0.8
+    """``workers.realtime_safety``: share of a code's audio a decode step may take."""
 
 
 @dataclass(frozen=True)
@@ -125,5 +131,14 @@ class JobFailed:
     error: str
 
 
-WorkerMessage = Ready | StartupFailed | Chunk | JobDone | JobFailed
+@dataclass(frozen=True)
+class Load:
+    """The worker's measured speed: ``realtime_streams`` streams (at least 1) keep every decode
+    step faster than real time; the latest steps took ``step_s`` seconds on average."""
+
+    realtime_streams: int
+    step_s: float
+
+
+WorkerMessage = Ready | StartupFailed | Chunk | JobDone | JobFailed | Load
 """Anything a worker sends."""

@@ -7,7 +7,9 @@ messages: each is submitted to the backend at once (a bad voice, text or paramet
 as :class:`JobFailed`, before any work), and a reader thread per job forwards its chunks as
 :class:`Chunk` messages as soon as the backend makes them, then :class:`JobDone`. A
 :class:`Cancel` stops the job and nothing more is sent for it. The pipe closing (the front process
-died) or a :class:`Stop` ends the process, so a worker never outlives its front process.
+died) or a :class:`Stop` ends the process, so a worker never outlives its front process. A
+reporter thread sends a :class:`Load` whenever the backend's measured real-time capacity changes
+(checked every :data:`LOAD_INTERVAL_S`).
 
 What it does not do: speech (the backend does that), protocol, buffering or encoding (the front
 process does that), or queueing beyond its slots (the front process leases slots).
@@ -31,6 +33,7 @@ from xtts_balancer.worker.ipc import (
     Job,
     JobDone,
     JobFailed,
+    Load,
     Ready,
     StartupFailed,
     Stop,
@@ -41,6 +44,9 @@ from xtts_balancer.worker.ipc import (
 __all__ = ["run_worker"]
 
 logger = logging.getLogger(__name__)
+
+#: How often the reporter thread looks at the backend's load.
+LOAD_INTERVAL_S = 0.25
 
 
 def run_worker(conn: Connection, config: WorkerConfig) -> None:
@@ -90,6 +96,7 @@ def _start(config: WorkerConfig, sender: _Sender) -> _JobRunner:
         len(voices),
     )  # fmt: skip
     sender.send(Ready(voices, backend.languages, backend.sample_rate, os.getpid()))
+    runner.start_reporting()
     return runner
 
 
@@ -119,6 +126,8 @@ class _JobRunner:
         self._cancelled: set[int] = set()
         self._closing = False
         self._lock = threading.Lock()
+        self._stop_reporting = threading.Event()
+        self._reporter = threading.Thread(target=self._report, name="load-reporter", daemon=True)
 
     def warm_up(self, text: str, language: str) -> None:
         """One short synthesis, so the first client does not pay for lazy initialisation."""
@@ -159,8 +168,21 @@ class _JobRunner:
         if synthesis is not None:
             synthesis.cancel()
 
+    def start_reporting(self) -> None:
+        """Start the thread that sends a :class:`Load` whenever the backend's changes."""
+        self._reporter.start()
+
+    def _report(self) -> None:
+        last: Load | None = None
+        while not self._stop_reporting.wait(LOAD_INTERVAL_S):
+            load = self._backend.realtime_load()
+            if load is not None and load != last:
+                self._sender.send(load)
+                last = load
+
     def shutdown(self) -> None:
         """Close the backend (every unfinished job ends) and join the readers."""
+        self._stop_reporting.set()
         with self._lock:
             self._closing = True
         self._backend.close()

@@ -6,7 +6,9 @@ blocks) with the same parameter names as coqui's ``hifigan_decoder.*`` state_dic
 a released checkpoint loads with ``strict=True`` once weight norm is folded
 (:func:`xtts_core.model.weight_norm.fold_weight_norm`). It also gives the exact mapping from
 latents to output samples and a windowed entry point (:meth:`HifiDecoder.vocode_window`) on
-which incremental vocoding can be built.
+which incremental vocoding can be built, and the generator takes right-padded batches of rows of
+different lengths (``lengths`` of :meth:`HifiganGenerator.forward`), exactly, so windows of many
+streams can be vocoded in one call.
 
 What it does not do: weight norm (plain convolutions, inference only), training, coqui's
 ``ResBlock2`` / ``lin_pre`` / ``inference_padding`` paths (XTTS never uses them), checkpoint
@@ -81,10 +83,12 @@ class ResBlock1(nn.Module):
             nn.Conv1d(channels, channels, k, 1, dilation=1, padding=_padding(k)) for _ in dilations
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``mask`` (B, 1, T) of 0/1 zeroes each conv's output past a row's length (see
+        :meth:`HifiganGenerator.forward`); ``x`` must already be zero there."""
         for c1, c2 in zip(self.convs1, self.convs2, strict=True):
-            h = c1(F.leaky_relu(x, LRELU_SLOPE))
-            h = c2(F.leaky_relu(h, LRELU_SLOPE))
+            h = _masked(c1(F.leaky_relu(x, LRELU_SLOPE)), mask)
+            h = _masked(c2(F.leaky_relu(h, LRELU_SLOPE)), mask)
             x = h + x
         return x
 
@@ -159,27 +163,59 @@ class HifiganGenerator(nn.Module):
             config.cond_in_each_up_layer,
         )
 
-    def forward(self, x: Tensor, g: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, g: Tensor | None = None, lengths: Sequence[int] | None = None
+    ) -> Tensor:
         """Vocode frames ``x`` (B, C_in, M) with speaker embedding ``g`` (B, cond, 1).
 
         Returns the wave (B, 1, M * hop_length) in [-1, 1].
+
+        ``lengths`` vocodes rows of different lengths in one call: row ``b`` holds
+        ``lengths[b]`` frames, right-padded to ``M``, and its first ``lengths[b] * hop_length``
+        samples equal the unpadded row's output (the rest is junk to crop). Why this is exact:
+        every layer is a convolution whose zero padding is what it reads past a row's end, and
+        each stage is exactly ``rate`` times longer than the one before, so zeroing every
+        conv's output past ``length * (rates so far)`` keeps the padding at zero throughout.
         """
         if (self.cond_layer is not None or self.conds is not None) and g is None:
             raise ValueError("this generator is speaker-conditioned: pass g (B, cond_channels, 1)")
-        o = self.conv_pre(x)
+        valid = None
+        if lengths is not None:
+            self._check_lengths(x, lengths)
+            valid = torch.tensor(list(lengths), device=x.device)
+        mask = _length_mask(valid, x.shape[-1], x.dtype)
+        o = self.conv_pre(_masked(x, mask))
         if self.cond_layer is not None:
             o = o + self.cond_layer(g)  # (B, C0, 1) broadcast over time
+        o = _masked(o, mask)
         n = self.num_kernels
         for i, up in enumerate(self.ups):
             o = up(F.leaky_relu(o, LRELU_SLOPE))
             if self.conds is not None:
                 o = o + self.conds[i](g)
-            z = self.resblocks[i * n](o)
+            if valid is not None:
+                valid = valid * self.upsample_rates[i]
+                mask = _length_mask(valid, o.shape[-1], o.dtype)
+                o = _masked(o, mask)
+            z = self.resblocks[i * n](o, mask)
             for j in range(1, n):
-                z = z + self.resblocks[i * n + j](o)
+                z = z + self.resblocks[i * n + j](o, mask)
             o = z / n
         o = F.leaky_relu(o)  # default slope 0.01, as coqui
         return torch.tanh(self.conv_post(o))
+
+    def _check_lengths(self, x: Tensor, lengths: Sequence[int]) -> None:
+        if len(lengths) != x.shape[0] or not all(1 <= n <= x.shape[-1] for n in lengths):
+            raise ValueError(
+                f"lengths must give 1..{x.shape[-1]} frames for each of {x.shape[0]} rows"
+            )
+        odd = [
+            (k, u)
+            for k, u in zip(self.upsample_kernel_sizes, self.upsample_rates, strict=True)
+            if (k - u) % 2
+        ]
+        if odd:  # the stage is not exactly `rate` times longer: padding would leak in
+            raise ValueError(f"padded rows need even kernel - rate at every upsampling: {odd}")
 
     def weight_normed_keys(self) -> list[str]:
         """Names of the weights coqui keeps under weight norm (``ups.*``, ``resblocks.*``)."""
@@ -438,6 +474,18 @@ class HifiDecoder(nn.Module):
         z = self.upsample_latents(latents, latent_start, frame_start, frame_end)
         wav: Tensor = self.waveform_decoder(z, g)
         return wav
+
+
+def _length_mask(lengths: Tensor | None, size: int, dtype: torch.dtype) -> Tensor | None:
+    """(B, 1, size) ones on each row's first ``lengths[b]`` steps, zeros after; None for None."""
+    if lengths is None:
+        return None
+    steps = torch.arange(size, device=lengths.device)
+    return (steps[None, :] < lengths[:, None]).to(dtype)[:, None, :]
+
+
+def _masked(x: Tensor, mask: Tensor | None) -> Tensor:
+    return x if mask is None else x * mask
 
 
 def _mix(a: Tensor, b: Tensor, w0: Tensor, w1: Tensor) -> Tensor:
