@@ -328,3 +328,41 @@ def test_every_public_name_exists() -> None:
         assert len(exported) == len(set(exported)), name
         for attribute in exported:
             assert hasattr(module, attribute), f"{name}.{attribute}"
+
+
+def test_a_cancelled_job_stream_stops_even_when_its_event_arrives_at_the_same_time() -> None:
+    """Regression: ``asyncio.wait_for`` (before 3.12) returned the event and swallowed the
+    cancellation when both came in the same loop turn, so a session failing mid-stream (e.g.
+    text over the limit) waited forever for its generator and kept its slot."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from xtts_balancer.jobs import job_events
+    from xtts_balancer.worker.ipc import Chunk
+
+    async def scenario() -> tuple[bool, list[int]]:
+        events: asyncio.Queue[Chunk] = asyncio.Queue()
+        cancelled: list[int] = []
+        supervisor = SimpleNamespace(
+            submit=lambda worker, job: events,
+            cancel=lambda worker, job_id: cancelled.append(job_id),
+        )
+        workers = SimpleNamespace(stall_timeout_s=5.0)
+        state: Any = SimpleNamespace(
+            supervisor=supervisor, settings=SimpleNamespace(workers=workers)
+        )
+        lease: Any = SimpleNamespace(worker=object())
+        job: Any = SimpleNamespace(job_id=7)
+
+        async def consume() -> None:
+            async for _ in job_events(state, lease, job):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.01)  # waiting for the first event
+        events.put_nowait(Chunk(7, b""))
+        task.cancel()  # in the same loop turn as the event
+        await asyncio.wait({task}, timeout=2)
+        return task.cancelled(), cancelled
+
+    assert asyncio.run(scenario()) == (True, [7])

@@ -217,6 +217,14 @@ def test_body_that_is_not_json_is_422(server: Server) -> None:
     assert response.status_code == 422 and "not valid JSON" in response.text
 
 
+def test_body_nested_too_deep_is_422_not_500(server: Server) -> None:
+    """Regression: json.loads raises RecursionError (not ValueError) past ~1000 levels."""
+    url = f"{server.http_url}/v1/text-to-speech/{CLIP_VOICE}"
+    body = b'{"text": "hi", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = httpx.post(url, content=body, headers=HEADERS, timeout=10)
+    assert response.status_code == 422 and "not valid JSON" in response.text
+
+
 def test_unknown_voice_is_404_voice_not_found(server: Server) -> None:
     response = tts(server, voice="nobody")
     assert response.status_code == 404

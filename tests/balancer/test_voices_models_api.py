@@ -173,6 +173,12 @@ def test_configured_voices_cannot_be_deleted(server: Server, library: Path) -> N
         ([], None, "at least one reference audio file"),
         ([("a.wav", wav_bytes())], {}, "name is required"),
         ([("a.wav", wav_bytes())], {"name": "x", "labels": "[1"}, "labels must be a JSON object"),
+        # Regression: nesting past the recursion limit was a 500 (RecursionError).
+        (
+            [("a.wav", wav_bytes())],
+            {"name": "x", "labels": "[" * 5000 + "]" * 5000},
+            "labels must be a JSON object",
+        ),
         ([("a.wav", wav_bytes())], {"name": "x" * 101}, "at most 100 characters"),
     ],
 )

@@ -176,6 +176,16 @@ async def test_client_auth(key: str | None, first_message: dict[str, str], expec
         assert audio_of(messages) == [audio_bytes("b1", "hi")]
 
 
+async def test_a_first_message_nested_too_deep_is_refused_not_a_crash() -> None:
+    """Regression: looking for a key in such a message raised RecursionError (close 1011)."""
+    b1 = FakeBalancer("b1", SECRET)
+    async with cluster(make_settings(), b1) as broker, client(broker, key=None) as ws:
+        await ws.send('{"text": " ", "x": ' + "[" * 20000 + "]" * 20000 + "}")
+        messages = await drain(ws)
+    assert ws.close_code == 1008
+    assert [m["error"] for m in messages] == ["invalid_api_key"]
+
+
 async def test_key_in_the_query_is_accepted() -> None:
     b1 = FakeBalancer("b1", SECRET)
     async with cluster(make_settings(), b1) as broker:

@@ -382,7 +382,7 @@ async def _read_json(request: Request) -> object:
         raise ApiError(413, "payload_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         raise ApiError.validation([_item(["body"], f"body is not valid JSON: {exc}")]) from None
 
 

@@ -100,11 +100,18 @@ async def job_events(
     finished = False
     try:
         while True:
+            # Not asyncio.wait_for: before Python 3.12 it returns the result and swallows a
+            # cancellation that arrives just as the event does, and a session that cancels its
+            # generator (a client error mid-stream) then waited for it forever, holding its slot.
+            getter = asyncio.ensure_future(events.get())
             try:
-                event = await asyncio.wait_for(events.get(), stall_s)
-            except asyncio.TimeoutError:
+                done, _ = await asyncio.wait({getter}, timeout=stall_s)
+            finally:
+                getter.cancel()  # a no-op once it has its event
+            if not done:
                 supervisor.kill(worker, f"job {job.job_id} sent nothing for {stall_s:g} s")
                 continue  # the worker's death arrives as WorkerLost
+            event = getter.result()
             if isinstance(event, Chunk):
                 yield event
                 continue

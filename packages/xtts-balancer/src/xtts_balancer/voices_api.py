@@ -225,7 +225,7 @@ def _metadata(name: object, description: object, labels: object) -> _AddedVoice:
     if isinstance(labels, str) and labels.strip():
         try:
             parsed_labels = json.loads(labels) or {}  # the SDK sends "null" when none are set
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting too deep
             raise _invalid(["body", "labels"], "labels must be a JSON object") from None
     try:
         return _AddedVoice.model_validate(

@@ -106,7 +106,7 @@ def _bearer(value: str) -> str:
 def _first_message_key(frame: Frame) -> str | None:
     try:
         body = json.loads(frame)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: no key, not a crash
         return None
     if not isinstance(body, dict):
         return None
