@@ -78,18 +78,20 @@ def measure(fault: str, what: str, seconds: float) -> None:
 
 def judge(
     outcomes: list[Outcome], fault_at: float, fault_end: float | None = None,
-    spares_some: bool = True,
+    spares_some: bool = True, detect_s: float = 0.0,
 ) -> None:  # fmt: skip
     """The rules of the module docstring, for a fault that began at ``fault_at`` (and lasted
     until ``fault_end``). ``spares_some=False``: every session in flight goes through the
-    faulty part (the broker), so none of them can finish."""
+    faulty part (the broker), so none of them can finish. ``detect_s``: how long the fault
+    takes to be detectable at all (a stall is one after ``STALL_S`` of silence); the bound
+    counts from then."""
     fault_end = fault_end or fault_at
     bad = [o for o in outcomes if o.status == "bad"]
     assert not bad, f"{len(bad)} sessions went wrong, e.g. {bad[:3]}"
     errors = [o for o in outcomes if o.status == "error"]
     unrelated = [o for o in errors if o.started > fault_end + BOUND_S or o.ended < fault_at]
     assert not unrelated, f"sessions failed away from the fault: {unrelated[:3]}"
-    late = [o for o in errors if o.ended - max(o.started, fault_at) > BOUND_S]
+    late = [o for o in errors if o.ended - max(o.started, fault_at) > detect_s + BOUND_S]
     assert not late, f"sessions learnt of the fault too late: {late[:3]}"
     spanning = [o for o in outcomes if o.status == "ok" and o.started < fault_at < o.ended]
     assert bool(spanning) == spares_some, f"sessions in flight that finished normally: {spanning}"
@@ -141,8 +143,7 @@ def test_sigstop_a_worker_is_found_stalled_and_replaced(fleet: Fleet) -> None:
             if fleet_has(victim):
                 os.kill(victim, signal.SIGCONT)
         serve_on(fault_at + STALL_S)
-    # A stall is only noticed after STALL_S without a chunk: that is part of its bound.
-    judge(traffic.outcomes, fault_at + STALL_S)
+    judge(traffic.outcomes, fault_at, detect_s=STALL_S)
     back_at_rest(fleet, "worker SIGSTOP", time.monotonic())
 
 
