@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -95,7 +96,9 @@ class FakeBalancer:
         )
 
     async def _post(self, broker: str, path: str, body: bytes) -> httpx.Response:
-        headers = sign_request(self.secret, "POST", path, body=body)
+        headers = sign_request(
+            self.secret, "POST", path, session_id=secrets.token_hex(8), body=body
+        )
         headers["content-type"] = "application/json"
         async with httpx.AsyncClient() as http:
             return await http.post(broker + path, content=body, headers=headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,7 +28,8 @@ def post(
     client: TestClient, path: str, body: Any, *, secret: str = SECRET, timestamp: int | None = None
 ) -> Any:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = sign_request(secret, "POST", path, body=raw, timestamp=timestamp)
+    nonce = secrets.token_hex(8)
+    headers = sign_request(secret, "POST", path, session_id=nonce, body=raw, timestamp=timestamp)
     return client.post(path, content=raw, headers=headers)
 
 
@@ -134,3 +136,16 @@ def test_a_request_whose_body_never_arrives_is_answered_not_raised() -> None:
     }  # fmt: skip
     asyncio.run(create_app(make_settings())(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+
+
+def test_a_signed_request_is_accepted_once(remote: TestClient) -> None:
+    """A captured registration (or heartbeat) replayed while its signature is still valid is
+    refused: every signed cluster request carries its own id, claimed once."""
+    raw = json.dumps(ORIGINAL_BODY).encode()
+    headers = sign_request(SECRET, "POST", REGISTER_PATH, session_id="req-1", body=raw)
+    assert remote.post(REGISTER_PATH, content=raw, headers=headers).status_code == 200
+    replayed = remote.post(REGISTER_PATH, content=raw, headers=headers)
+    assert replayed.status_code == 401 and "already used" in replayed.text
+    unsigned_id = sign_request(SECRET, "POST", REGISTER_PATH, body=raw)
+    without_id = remote.post(REGISTER_PATH, content=raw, headers=unsigned_id)
+    assert without_id.status_code == 401 and "needs a" in without_id.text

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -65,7 +66,9 @@ def _register(broker: str, registration: BalancerRegistration) -> httpx.Response
     return httpx.post(
         broker + REGISTER_PATH,
         content=body,
-        headers=sign_request(SECRET, "POST", REGISTER_PATH, body=body),
+        headers=sign_request(
+            SECRET, "POST", REGISTER_PATH, session_id=secrets.token_hex(8), body=body
+        ),
     )
 
 
@@ -74,7 +77,9 @@ def _deregister(broker: str, balancer_id: str) -> httpx.Response:
     return httpx.post(
         broker + DEREGISTER_PATH,
         content=body,
-        headers=sign_request(SECRET, "POST", DEREGISTER_PATH, body=body),
+        headers=sign_request(
+            SECRET, "POST", DEREGISTER_PATH, session_id=secrets.token_hex(8), body=body
+        ),
     )
 
 
@@ -272,7 +277,9 @@ class ScriptedBalancer:
             registration = BalancerRegistration(id=self.id, host="127.0.0.1", port=port)
             body = registration.model_dump_json().encode()
             async with httpx.AsyncClient() as http:
-                signed = sign_request(SECRET, "POST", REGISTER_PATH, body=body)
+                signed = sign_request(
+                    SECRET, "POST", REGISTER_PATH, session_id=secrets.token_hex(8), body=body
+                )
                 reply = await http.post(broker + REGISTER_PATH, content=body, headers=signed)
             assert reply.status_code == 200
             yield

@@ -170,7 +170,8 @@ def test_the_broker_refuses_unsigned_forged_stale_and_altered_cluster_requests(
         return httpx.post(url + path, content=data, headers=headers, timeout=10).status_code
 
     def signed(path: str, data: bytes, secret: str = SECRET, **kwargs: int) -> dict[str, str]:
-        return sign_request(secret, "POST", path, body=data, **kwargs)
+        nonce = secrets.token_hex(8)
+        return sign_request(secret, "POST", path, session_id=nonce, body=data, **kwargs)
 
     for path in (REGISTER_PATH, HEARTBEAT_PATH, DEREGISTER_PATH):
         assert post(path, body, {}) == 401, path
@@ -178,7 +179,14 @@ def test_the_broker_refuses_unsigned_forged_stale_and_altered_cluster_requests(
         assert post(path, body, signed(path, body, timestamp=int(time.time()) - 120)) == 401
         altered = body.replace(b"127.0.0.1", b"10.0.0.66")  # signature over the original body
         assert post(path, altered, signed(path, body)) == 401, path
+        no_id = sign_request(SECRET, "POST", path, body=body)
+        assert post(path, body, no_id) == 401, path  # a request without its own id
+    # A captured, correctly signed request is accepted once: replaying it within its validity
+    # window is refused (the body here is refused anyway, 422, but only the first time).
     wildcard = json.dumps({**registration, "host": "0.0.0.0"}).encode()
+    captured = signed(REGISTER_PATH, wildcard)
+    assert post(REGISTER_PATH, wildcard, captured) == 422
+    assert post(REGISTER_PATH, wildcard, captured) == 401
     assert post(REGISTER_PATH, wildcard, signed(REGISTER_PATH, wildcard)) == 422
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Bearer {SECRET}x"}):
         listing = httpx.get(url + "/broker/balancers", headers=headers, timeout=10)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 from collections.abc import Callable, Mapping
 
@@ -164,6 +165,9 @@ class BrokerLink:
 
     async def _post(self, path: str, model: BaseModel) -> httpx.Response:
         body = model.model_dump_json().encode("utf-8")
-        headers = sign_request(self._secret, "POST", path, body=body)
+        # A fresh id in every signed request: the broker accepts each signature once, so a
+        # captured registration or heartbeat cannot be replayed.
+        nonce = secrets.token_hex(12)
+        headers = sign_request(self._secret, "POST", path, session_id=nonce, body=body)
         headers["content-type"] = "application/json"
         return await self._client.post(self._broker + path, content=body, headers=headers)

@@ -57,6 +57,7 @@ from xtts_core.cluster import (
     BalancerRegistration,
     OriginError,
     RegistrationAccepted,
+    ReplayGuard,
     verify_request,
 )
 
@@ -95,9 +96,10 @@ async def _signed(request: Request, model: type[_M]) -> _M | JSONResponse:
         return _error(400, "the request body did not arrive")
     if len(body) > _MAX_BODY:
         return _error(413, f"body larger than {_MAX_BODY} bytes")
-    cluster = _state(request).settings.cluster
+    state = _state(request)
+    cluster = state.settings.cluster
     try:
-        verify_request(
+        request_id = verify_request(
             cluster.secret.get_secret_value(),
             request.method,
             request.url.path,
@@ -105,6 +107,7 @@ async def _signed(request: Request, model: type[_M]) -> _M | JSONResponse:
             body=body,
             max_skew_s=cluster.max_clock_skew_s,
         )
+        state.replays.claim(request_id)  # each signed request is accepted once
     except OriginError as exc:
         return _error(401, str(exc))
     try:
@@ -245,6 +248,7 @@ def create_app(
                 metrics=BrokerMetrics(),
                 api_keys=ApiKeys(settings.auth.api_key_hashes),
                 http=http,
+                replays=ReplayGuard(settings.cluster.max_clock_skew_s),
             )
             yield
 

@@ -13,7 +13,7 @@ from xtts_broker.metrics import BrokerMetrics
 from xtts_broker.registry import Registry
 from xtts_broker.router import Router
 from xtts_broker.settings import BrokerSettings
-from xtts_core.cluster import ApiKeys
+from xtts_core.cluster import ApiKeys, ReplayGuard
 
 __all__ = ["BrokerState", "Stoppable"]
 
@@ -39,6 +39,8 @@ class BrokerState:
     api_keys: ApiKeys
     http: httpx.AsyncClient
     """Shared by capacity probes and proxied HTTP requests (one connection pool per broker)."""
+    replays: ReplayGuard
+    """Request ids of the balancers' signed requests seen while their signatures are valid."""
     streams: set[Stoppable] = field(default_factory=set)
     draining: bool = False
     """Set at shutdown: /ready fails and new client streams are refused with 1001."""

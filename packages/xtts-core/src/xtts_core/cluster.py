@@ -287,7 +287,8 @@ def verify_request(
 
 
 class ReplayGuard:
-    """Session ids seen within the skew window, so one signed handshake opens one stream only.
+    """Session (or request) ids seen within the skew window, so one signed handshake opens one
+    stream only, and one signed cluster request takes effect once.
 
     A verified signature stays valid for ``max_skew_s`` on either side of its timestamp; whoever
     captured it could replay it in that window. Call :meth:`claim` after :func:`verify_request`;
@@ -306,7 +307,7 @@ class ReplayGuard:
         clock = time.time() if now is None else now
         self._seen = {sid: t for sid, t in self._seen.items() if clock - t <= 2 * self._window}
         if not session_id:
-            raise OriginError(f"a signed stream needs a {SESSION_ID_HEADER}")
+            raise OriginError(f"a signed request needs a {SESSION_ID_HEADER}")
         if session_id in self._seen:
             raise OriginError(f"session id {session_id} was already used (replayed request)")
         self._seen[session_id] = clock
