@@ -117,14 +117,22 @@ class Server:
         return self.log.read_text(errors="replace")[-6000:]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout)
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0
+) -> int:
+    """Send ``sig`` to a running ``process`` and wait; SIGKILL it if it has not exited within
+    ``timeout`` seconds. Returns its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def converse(ws: ClientConnection, *messages: dict[str, Any], timeout: float = 30.0) -> Reply:
@@ -210,6 +218,22 @@ def write_model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     clip = 0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(t.size)
     soundfile.write(voices / f"{CLIP_VOICE}.wav", clip.astype(np.float32), 22050)
     return model_dir, voices
+
+
+def join_broker(
+    config: dict[str, Any], name: str, broker_url: str, broker_port: int, secret: str
+) -> None:
+    """Put ``config`` in broker mode: balancer ``name`` of the broker at ``broker_url``, signing
+    with the cluster ``secret``, retrying registration quickly."""
+    config["service"].update(
+        standalone_mode=False, broker_host="127.0.0.1", broker_port=broker_port
+    )
+    config["cluster"] = {
+        "secret": secret,
+        "balancer_id": name,
+        "broker_url": broker_url,
+        "retry_interval_s": 0.2,
+    }
 
 
 def base_config(model_dir: Path, voices: Path, **sections: dict[str, Any]) -> dict[str, Any]:

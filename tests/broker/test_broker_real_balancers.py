@@ -58,6 +58,7 @@ from balancer_server import (
     Server,
     base_config,
     converse,
+    join_broker,
     start_server,
 )
 
@@ -94,15 +95,7 @@ class Cluster:
     def start_balancer(self, name: str) -> Server:
         """A balancer in broker mode; returns at once (it registers when its worker is warm)."""
         config = base_config(self.model_dir, self.voices)
-        config["service"].update(
-            standalone_mode=False, broker_host="127.0.0.1", broker_port=self.broker.port
-        )
-        config["cluster"] = {
-            "secret": SECRET,
-            "balancer_id": name,
-            "broker_url": self.broker.url,
-            "retry_interval_s": 0.2,
-        }
+        join_broker(config, name, self.broker.url, self.broker.port, SECRET)
         config["workers"]["slots_per_worker"] = SLOTS[name]
         config["queue"] = {"max_queue": 0, "queue_timeout_s": 1.0}
         directory = self.tmp / f"{name}-{secrets.token_hex(4)}"

@@ -15,6 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
+from narrow_vocoder import COND, WIDTH, narrow_decoder  # noqa: E402
 
 from xtts_core.chunking import (  # noqa: E402
     AudioChunk,
@@ -23,12 +24,11 @@ from xtts_core.chunking import (  # noqa: E402
     StreamOptions,
     vocode_pending,
 )
-from xtts_core.model.hifigan import HifiDecoder, HifiganConfig  # noqa: E402
+from xtts_core.model.hifigan import HifiDecoder  # noqa: E402
 from xtts_core.stream import group_windows  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-WIDTH, COND = 16, 8
 #: Batched rows differ from solo ones by the rounding of a different conv batch shape only.
 TOL = 1e-5
 
@@ -36,11 +36,7 @@ TOL = 1e-5
 @pytest.fixture(scope="module")
 def decoder() -> HifiDecoder:
     torch.manual_seed(0)
-    dec = HifiDecoder(
-        decoder_input_dim=WIDTH, d_vector_dim=COND,
-        generator=HifiganConfig(upsample_initial_channel=32),
-    )  # fmt: skip
-    return dec.eval().requires_grad_(False)
+    return narrow_decoder()
 
 
 def embedding(seed: int) -> torch.Tensor:
@@ -193,10 +189,7 @@ def test_texts_joining_and_leaving_sound_as_alone(
 
 def test_chunks_of_different_vocoders_are_not_mixed(decoder: HifiDecoder) -> None:
     torch.manual_seed(3)
-    other = HifiDecoder(
-        decoder_input_dim=WIDTH, d_vector_dim=COND,
-        generator=HifiganConfig(upsample_initial_channel=16),
-    ).eval()  # fmt: skip
+    other = narrow_decoder(channels=16)
     pending = []
     for dec in (decoder, other):
         s = ChunkedSpeech(dec, embedding(1), 24000, 1, 1.0, StreamOptions(first_chunk_codes=1))

@@ -14,26 +14,21 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
+from narrow_vocoder import COND, WIDTH, narrow_decoder  # noqa: E402
 
 from xtts_core.errors import ParameterError  # noqa: E402
-from xtts_core.model.hifigan import HifiDecoder, HifiganConfig  # noqa: E402
+from xtts_core.model.hifigan import HifiDecoder  # noqa: E402
 from xtts_core.stream import IncrementalVocoder, apply_speed, speed_scale  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-WIDTH, COND = 16, 8
 TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
 def decoder() -> HifiDecoder:
     torch.manual_seed(0)
-    dec = HifiDecoder(
-        decoder_input_dim=WIDTH,
-        d_vector_dim=COND,
-        generator=HifiganConfig(upsample_initial_channel=32),
-    )
-    return dec.eval().requires_grad_(False)
+    return narrow_decoder()
 
 
 @pytest.fixture(scope="module")

@@ -29,12 +29,12 @@ from typing import Any
 import httpx
 import psutil
 import yaml
-from balancer_server import Server, base_config, start_server
+from balancer_server import Server, base_config, join_broker, start_server, stop_process
 from broker_servers import CLIENT_KEY, SECRET
 
 from xtts_core.cluster import hash_api_key
 
-__all__ = ["CLIENT_KEY", "BrokerProcess", "Fleet", "eventually"]
+__all__ = ["CLIENT_KEY", "BrokerProcess", "Fleet", "eventually", "two_balancers"]
 
 HEARTBEAT_S = 0.5
 TTL_S = 1.5
@@ -112,14 +112,8 @@ class BrokerProcess:
             return False
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, sig, timeout)
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")[-6000:]
@@ -155,22 +149,15 @@ class Fleet:
         ``stall_timeout_s`` is how long a job may send nothing before its worker is killed."""
         config = self._config(workers, slots, max_queue, tone_ms_per_char, realtime_factor, xtts)
         config["workers"]["stall_timeout_s"] = stall_timeout_s
-        config["service"].update(
-            standalone_mode=False, broker_host="127.0.0.1", broker_port=self.broker.port
-        )
-        config["cluster"] = {
-            "secret": SECRET,
-            "balancer_id": name,
-            "broker_url": self.broker.url,
-            "retry_interval_s": 0.2,
-        }
+        join_broker(config, name, self.broker.url, self.broker.port, SECRET)
         return self._start(name, config, slots)
 
     def start_standalone(
-        self, name: str, *, workers: int = 2, slots: int = 8, tone_ms_per_char: float = 20.0
-    ) -> Server:
+        self, name: str, *, workers: int = 2, slots: int = 8, max_queue: int = 0,
+        tone_ms_per_char: float = 20.0,
+    ) -> Server:  # fmt: skip
         """A standalone balancer (clients connect to it directly), ready when this returns."""
-        config = self._config(workers, slots, 0, tone_ms_per_char, 1.0, xtts=False)
+        config = self._config(workers, slots, max_queue, tone_ms_per_char, 1.0, xtts=False)
         server = self._start(name, config, slots)
         server.wait_ready(workers=workers)
         return server
@@ -240,6 +227,12 @@ class Fleet:
                 total += psutil.Process(pid).memory_info().rss
         return total / 1e6
 
+    def remove(self, name: str) -> None:
+        """Stop balancer ``name`` and leave it out of the fleet (its pids stay remembered)."""
+        self.note_processes()
+        self.balancers.pop(name).stop()
+        del self.slots[name]
+
     def stop(self) -> None:
         """SIGTERM everything (graceful shutdowns overlap), SIGKILL what does not exit."""
         self.note_processes()
@@ -305,3 +298,26 @@ class Fleet:
         parts = [f"--- broker\n{self.broker.logs()}"]
         parts += [f"--- {name}\n{s.logs()}" for name, s in self.balancers.items()]
         return "\n".join(parts)
+
+
+@contextlib.contextmanager
+def two_balancers(
+    directory: Path, voices: Path | None = None, model_dir: Path | None = None, **options: Any
+) -> Iterator[Fleet]:
+    """A broker and two balancers, ``east`` and ``west`` (``options`` as for
+    :meth:`Fleet.start_balancer`), registered and idle; on exit everything is stopped, and no
+    process may outlive the fleet. ``voices`` defaults to an empty folder (the tone backend's
+    ``default`` voice)."""
+    if voices is None:
+        voices = directory / "voices"
+        voices.mkdir()
+    fleet = Fleet(directory, voices, model_dir)
+    fleet.broker.start()
+    try:
+        for name in ("east", "west"):
+            fleet.start_balancer(name, **options)
+        eventually(fleet.at_rest, "both balancers registered and idle", 180)
+        yield fleet
+    finally:
+        fleet.stop()
+    assert fleet.survivors() == [], "processes outlived the fleet"

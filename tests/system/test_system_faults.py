@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fleet import CLIENT_KEY, Fleet, eventually
+from fleet import CLIENT_KEY, Fleet, eventually, two_balancers
 from load import BackgroundLoad
 from sessions import Outcome
 from tones import ToneReader
@@ -36,34 +36,24 @@ BOUND_S = 2.0
 """How soon after a fault (or after its own start) an affected client must know."""
 CLIENTS = 12
 STALL_S = 1.0
+BALANCER = {"workers": 2, "slots": 8, "tone_ms_per_char": MS_PER_CHAR, "stall_timeout_s": STALL_S}
 RECOVERY: list[tuple[str, str, float]] = []
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    directory = tmp_path_factory.mktemp("faults")
-    voices = directory / "voices"
-    voices.mkdir()
-    fleet = Fleet(directory, voices)
-    fleet.broker.start()
     try:
-        for name in ("east", "west"):
-            start(fleet, name)
-        eventually(fleet.at_rest, "both balancers registered and idle", 90)
-        yield fleet
+        with two_balancers(tmp_path_factory.mktemp("faults"), **BALANCER) as fleet:
+            yield fleet
     finally:
-        fleet.stop()
         width = max((len(f) + len(w) for f, w, _ in RECOVERY), default=0) + 3
         print("\nrecovery times:")
         for fault, what, seconds in RECOVERY:
             print(f"  {f'{fault}: {what}':<{width}} {seconds:6.2f} s")
-    assert fleet.survivors() == [], "processes outlived the fleet"
 
 
 def start(fleet: Fleet, name: str) -> None:
-    fleet.start_balancer(
-        name, workers=2, slots=8, tone_ms_per_char=MS_PER_CHAR, stall_timeout_s=STALL_S
-    )
+    fleet.start_balancer(name, **BALANCER)
 
 
 def load(fleet: Fleet, first_index: int) -> BackgroundLoad:
@@ -245,3 +235,28 @@ def test_full_queues_refuse_at_once_and_recover(fleet: Fleet) -> None:
     assert slowest < BOUND_S
     assert sum(o.status == "ok" for o in outcomes) >= 32
     back_at_rest(fleet, "queues full", stopped)
+
+
+def test_a_full_queue_refuses_the_rest_and_times_out_the_waiting(fleet: Fleet) -> None:
+    """Straight at a balancer with 2 slots and a queue of 4 (2 s timeout), 16 clients back to
+    back: a session beyond the queue is refused with 1013 at once, one left waiting too long is
+    refused with 1013 when its wait times out, the others are served; the queue and the slots
+    are empty afterwards."""
+    queued = fleet.start_standalone("queued", workers=1, slots=2, max_queue=4)
+    try:
+        base = queued.http_url
+        with BackgroundLoad(base, CLIENT_KEY, 16, ToneReader(MS_PER_CHAR), 900_000) as flood:
+            time.sleep(5.0)
+        outcomes = flood.outcomes
+        refused = [o for o in outcomes if o.status == "refused"]
+        assert refused and sum(o.status == "ok" for o in outcomes) >= 4
+        assert not [o for o in outcomes if o.status in ("bad", "error")], outcomes
+        slowest = max(o.ended - o.started for o in refused)
+        measure("queue full", "slowest refusal (queue timeout 2 s)", slowest)
+        assert slowest < 2.0 + BOUND_S
+        eventually(
+            lambda: fleet.idle("queued")[0] == 2 and queued.get("/workers").json()["queued"] == 0,
+            "the slots free and the queue empty", 10,
+        )  # fmt: skip
+    finally:
+        fleet.remove("queued")

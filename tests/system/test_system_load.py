@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from fleet import CLIENT_KEY, Fleet, eventually
+from fleet import CLIENT_KEY, Fleet, eventually, two_balancers
 from load import LoadPlan, LoadReport, drive
 from tones import ToneReader
 
@@ -33,19 +33,10 @@ LAST_ROUND_GROWTH_MB = 40.0
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    directory = tmp_path_factory.mktemp("load")
-    voices = directory / "voices"
-    voices.mkdir()
-    fleet = Fleet(directory, voices)
-    fleet.broker.start()
-    try:
-        for name in ("east", "west"):
-            fleet.start_balancer(name, workers=WORKERS, slots=SLOTS, tone_ms_per_char=MS_PER_CHAR)
-        eventually(fleet.at_rest, "both balancers registered and idle", 90)
+    with two_balancers(
+        tmp_path_factory.mktemp("load"), workers=WORKERS, slots=SLOTS, tone_ms_per_char=MS_PER_CHAR
+    ) as fleet:  # fmt: skip
         yield fleet
-    finally:
-        fleet.stop()
-    assert fleet.survivors() == [], "processes outlived the fleet"
 
 
 def run_round(fleet: Fleet, first_index: int) -> LoadReport:

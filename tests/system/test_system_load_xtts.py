@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fleet import CLIENT_KEY, Fleet, eventually
+from fleet import CLIENT_KEY, Fleet, eventually, two_balancers
 from load import LoadPlan, drive
 
 pytestmark = pytest.mark.timeout(300)
@@ -28,18 +28,11 @@ def fleet(
     tmp_path_factory: pytest.TempPathFactory, model_files: tuple[Path, Path]
 ) -> Iterator[Fleet]:
     model_dir, voices = model_files
-    fleet = Fleet(tmp_path_factory.mktemp("xtts-load"), voices, model_dir)
-    fleet.broker.start()
-    try:
-        for name in ("east", "west"):
-            fleet.start_balancer(
-                name, workers=1, slots=4, max_queue=16, xtts=True, stall_timeout_s=60.0
-            )
-        eventually(fleet.at_rest, "both balancers registered and idle", 180)
+    with two_balancers(
+        tmp_path_factory.mktemp("xtts-load"), voices, model_dir, workers=1, slots=4,
+        max_queue=16, xtts=True, stall_timeout_s=60.0,
+    ) as fleet:  # fmt: skip
         yield fleet
-    finally:
-        fleet.stop()
-    assert fleet.survivors() == [], "processes outlived the fleet"
 
 
 def test_the_real_engine_serves_or_refuses_every_session(fleet: Fleet) -> None:
