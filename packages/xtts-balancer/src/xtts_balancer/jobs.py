@@ -21,6 +21,7 @@ from xtts_balancer.errors import BalancerError, SessionError
 from xtts_balancer.pool import Lease, NoCapacityError
 from xtts_balancer.supervisor import WorkerLost
 from xtts_balancer.worker.ipc import Chunk, Job, JobDone, JobFailed
+from xtts_core.aio import wait_within
 from xtts_core.protocol import CloseCode
 
 if TYPE_CHECKING:
@@ -100,18 +101,13 @@ async def job_events(
     finished = False
     try:
         while True:
-            # Not asyncio.wait_for: before Python 3.12 it returns the result and swallows a
-            # cancellation that arrives just as the event does, and a session that cancels its
-            # generator (a client error mid-stream) then waited for it forever, holding its slot.
-            getter = asyncio.ensure_future(events.get())
+            # Not asyncio.wait_for (see xtts_core.aio): a session that cancelled its generator
+            # (a client error mid-stream) just as an event arrived waited for it forever.
             try:
-                done, _ = await asyncio.wait({getter}, timeout=stall_s)
-            finally:
-                getter.cancel()  # a no-op once it has its event
-            if not done:
+                event = await wait_within(events.get(), stall_s)
+            except asyncio.TimeoutError:
                 supervisor.kill(worker, f"job {job.job_id} sent nothing for {stall_s:g} s")
                 continue  # the worker's death arrives as WorkerLost
-            event = getter.result()
             if isinstance(event, Chunk):
                 yield event
                 continue

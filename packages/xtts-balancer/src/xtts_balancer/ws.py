@@ -41,6 +41,7 @@ from xtts_balancer.pool import Lease
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.sending import AudioSender, Pacer
 from xtts_balancer.worker.ipc import Chunk
+from xtts_core.aio import wait_within
 from xtts_core.cluster import OriginError
 from xtts_core.errors import ProtocolError
 from xtts_core.protocol import (
@@ -263,7 +264,7 @@ class StreamInputSession:
 
     async def _receive_first(self, timeout: float) -> str:
         try:
-            message = await asyncio.wait_for(self.ws.receive(), timeout)
+            message = await wait_within(self.ws.receive(), timeout)
         except asyncio.TimeoutError:
             raise _input_timeout(timeout) from None
         return self._frame_text(message)

@@ -43,6 +43,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from xtts_broker.router import Route
 from xtts_broker.state import BrokerState
+from xtts_core.aio import wait_within
 from xtts_core.cluster import sign_request
 from xtts_core.protocol import CloseCode, ErrorCode, ErrorMessage, close_reason
 
@@ -196,7 +197,7 @@ class StreamProxy:
         if key is None:
             try:
                 item = await self._or_stop(
-                    asyncio.wait_for(self._inbox.get(), auth.first_message_timeout_s)
+                    wait_within(self._inbox.get(), auth.first_message_timeout_s)
                 )
             except asyncio.TimeoutError:
                 item = None
