@@ -1,7 +1,7 @@
 """The system suite: real brokers, balancers and workers as processes on 127.0.0.1.
 
 Every test under ``tests/system`` is marked ``system``: the quick run (``hatch test``) leaves
-them out, ``hatch run system:test`` (a step of ``.ci/run``) runs only them. The helper modules
+them out, ``hatch run system-tests:test`` (a step of ``.ci/run``) runs only them. The helper modules
 beside this file have unique names, so test modules import them whatever else is collected; the
 balancer and broker test helpers (``balancer_server``, ``broker_servers``) are importable too.
 """
