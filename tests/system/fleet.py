@@ -294,6 +294,16 @@ class Fleet:
     def capacity(self) -> int:
         return sum(self.idle(name)[1] for name in self.balancers)
 
+    def tracebacks(self) -> list[str]:
+        """Log files of the fleet (every process it ever ran) that hold a traceback: a failure
+        the services expect (a worker dying, a client leaving) must be a log line, not a crash
+        report."""
+        return [
+            str(log.relative_to(self.directory))
+            for log in sorted(self.directory.rglob("*.log"))
+            if "Traceback" in log.read_text(errors="replace")
+        ]
+
     def logs(self) -> str:
         parts = [f"--- broker\n{self.broker.logs()}"]
         parts += [f"--- {name}\n{s.logs()}" for name, s in self.balancers.items()]
@@ -321,3 +331,4 @@ def two_balancers(
     finally:
         fleet.stop()
     assert fleet.survivors() == [], "processes outlived the fleet"
+    assert fleet.tracebacks() == [], "tracebacks in the fleet's logs"

@@ -401,6 +401,14 @@ class _LeasedStream(StreamingResponse):
         finally:
             self._release()
 
+    async def stream_response(self, send: Send) -> None:
+        """Starlette's, except that a failed synthesis (already logged) ends the transfer
+        without its last chunk: the server then closes the connection and the client sees a
+        broken body, never a short one that looks complete, and no traceback is logged for an
+        expected failure."""
+        with contextlib.suppress(SessionError):
+            await super().stream_response(send)
+
 
 async def _collect(request: Request, speech: _Speech) -> list[_Piece] | None:
     """Every piece of a whole-file request; ``None`` if the client left first, which cancels
