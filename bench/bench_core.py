@@ -45,8 +45,7 @@ import torch
 
 import xtts_core.chunking as chunking_mod
 from xtts_core.engine import StreamOptions, XttsEngine
-from xtts_core.generate import CodeStream, SamplingParams, decode_one_token, prefill
-from xtts_core.model.gpt import KVCache
+from xtts_core.generate import CodeStream, SamplingParams
 from xtts_core.random_checkpoint import write_random_checkpoint
 from xtts_core.stream import IncrementalVocoder
 
@@ -270,24 +269,15 @@ def stream_vs_one_shot(eng: XttsEngine, codes: int, opts: StreamOptions) -> floa
     return float(np.abs(streamed - whole).max())
 
 
-@torch.inference_mode()
 def latent_error(ref: XttsEngine, other: XttsEngine, codes: int) -> float:
     """Max relative error of ``other``'s GPT latents against ``ref``'s when both are fed the
     same codes (sampled codes would diverge: random weights give near-uniform logits)."""
     voice = ref.speaker(SPEAKER)
-    ids = torch.tensor([ref.tokenizer.encode(TEXT, "en")])
-    forced = torch.randint(0, 1024, (codes,), generator=torch.Generator().manual_seed(0))
+    forced = torch.randint(0, 1024, (codes,), generator=torch.Generator().manual_seed(0)).tolist()
+    params = SamplingParams(min_new_codes=codes, max_new_codes=codes)
 
     def latents(eng: XttsEngine) -> torch.Tensor:
-        gpt, cfg = eng.model.gpt, eng.config.gpt
-        cache = KVCache(cfg.layers, 1, cfg.heads, 1100, cfg.width // cfg.heads,
-                        gpt.mel_head.weight.dtype, "cpu")  # fmt: skip
-        start = torch.tensor([cfg.start_audio_token])
-        out = [prefill(gpt, voice.gpt_cond_latent, ids, start, cache)[0]]
-        base = voice.gpt_cond_latent.shape[1] + ids.shape[1] + 3
-        for i in range(codes - 1):
-            out.append(decode_one_token(gpt, forced[i : i + 1], i + 1, cache, base + i)[0])
-        return torch.cat(out).float()
+        return eng.code_stream(TEXT, "en", voice, params).teacher_forced(forced)[0].float()
 
     exact = latents(ref)
     return float((latents(other) - exact).abs().max() / exact.abs().max())

@@ -7,8 +7,8 @@ flip), which would compare two different utterances. So like is compared with li
 
 1. fp32 samples the sentence's codes once (seed 0, code count forced, stop code off).
 2. Every GPT (fp32 reloaded as a control, bf16, int8, fp16) is teacher-forced along those codes
-   with the engine's own decode steps (``prefill`` / ``decode_one_token`` on a ``CodeStream``'s
-   cache and positions), which gives its latents and its next-code logits at every position.
+   with the engine's own decode steps (``CodeStream.teacher_forced``), which gives its latents
+   and its next-code logits at every position.
 3. Both latent sequences go through the same fp32 HiFi-GAN.
 
 Columns: latent relative error ``||a - b|| / ||a||``; greedy agreement, the share of positions
@@ -39,7 +39,7 @@ from torch import Tensor
 from bench_core import SPEAKER, TEXT, ensure_checkpoint, machine_info
 from xtts_core.engine import XttsEngine
 from xtts_core.errors import DeviceError, XttsError
-from xtts_core.generate import SamplingParams, decode_one_token, prefill
+from xtts_core.generate import SamplingParams
 from xtts_core.loader import resolve_device
 from xtts_core.voice import Voice
 
@@ -79,31 +79,12 @@ def fp32_codes(engine: XttsEngine, voice: Voice, codes: int) -> tuple[list[int],
     return [code for code, _ in pairs], torch.stack([latent for _, latent in pairs]).cpu()
 
 
-@torch.inference_mode()
 def teacher_forced(engine: XttsEngine, voice: Voice, codes: list[int]) -> Pass:
-    """Latents and next-code logits of ``engine``'s GPT along ``codes``, step by step.
-
-    Runs exactly the steps ``CodeStream`` runs, on a ``CodeStream``'s own cache, prompt and
-    positions, but feeds the given code at each step instead of a sampled one. Position ``i``'s
-    latent is the one the vocoder pairs with code ``i``; its logits predict code ``i``.
-    """
+    """Latents and next-code logits of ``engine``'s GPT along ``codes``
+    (:meth:`xtts_core.generate.CodeStream.teacher_forced`)."""
     params = SamplingParams(min_new_codes=len(codes), max_new_codes=len(codes))
-    stream = engine.code_stream(TEXT, "en", voice, params)
-    device = stream.seen.device
-    start = torch.full((1,), engine.config.gpt.start_audio_token, device=device)
-    latents, logits = prefill(
-        stream.model, stream.cond_latents, stream.text_ids, start, stream.cache
-    )
-    steps = [(latents, logits)]
-    for step, code in enumerate(codes[:-1]):
-        fed = torch.tensor([code], device=device)
-        steps.append(
-            decode_one_token(stream.model, fed, step + 1, stream.cache, stream.prefix_len + step)
-        )
-    return Pass(
-        torch.cat([lat for lat, _ in steps]).float().cpu(),
-        torch.cat([log for _, log in steps]).float().cpu(),
-    )
+    latents, logits = engine.code_stream(TEXT, "en", voice, params).teacher_forced(codes)
+    return Pass(latents.float().cpu(), logits.float().cpu())
 
 
 @torch.inference_mode()

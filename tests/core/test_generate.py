@@ -216,6 +216,20 @@ def test_forced_length_gives_exactly_that_many_codes(engine: XttsEngine, voice: 
         assert torch.isfinite(latent).all()
 
 
+def test_teacher_forcing_the_sampled_codes_gives_the_sampled_latents(
+    engine: XttsEngine, voice: Voice
+) -> None:
+    ids = engine.tokenizer.encode("teacher forcing", "en")
+    params = SamplingParams(seed=3, min_new_codes=9, max_new_codes=9)
+    sampled = list(CodeStream(engine.model.gpt, voice.gpt_cond_latent, ids, params))
+    fresh = CodeStream(engine.model.gpt, voice.gpt_cond_latent, ids, params)
+    latents, logits = fresh.teacher_forced([code for code, _ in sampled])
+    assert torch.equal(latents.float(), torch.stack([latent for _, latent in sampled]))
+    assert logits.shape == (9, engine.config.gpt.num_audio_tokens)
+    with pytest.raises(ParameterError, match="1 to 9 codes"):
+        CodeStream(engine.model.gpt, voice.gpt_cond_latent, ids, params).teacher_forced([1] * 10)
+
+
 def test_same_seed_same_codes_other_seed_other_codes(engine: XttsEngine, voice: Voice) -> None:
     kwargs = {"min_new_codes": 20, "max_new_codes": 20}
     first = codes_of(engine, voice, "same seed", seed=123, **kwargs)

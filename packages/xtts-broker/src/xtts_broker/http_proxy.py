@@ -316,8 +316,10 @@ class _Relay:
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.TransportError as exc:
+            # The balancer stays in rotation, as for a websocket that fails after its first
+            # audio: a cut-off answer is usually one failed job (a worker died), and a balancer
+            # that is really gone fails its next connect, or its heartbeat.
             problem = f"answer broke off: {' '.join(str(exc).split()) or type(exc).__name__}"
-            self._state.registry.mark_down(self._route.entry.id, problem)
             self._state.metrics.rejected.labels("balancer_failed").inc()
             logger.warning(
                 "session=%s balancer %s %s", self._session_id, self._route.entry.id, problem

@@ -14,7 +14,7 @@ the step a later batched engine runs for many streams at once (it already takes 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from xtts_core._extras import require_inference
@@ -155,11 +155,39 @@ class CodeStream:
             self.generator = torch.Generator(device=device).manual_seed(params.seed)
         self.codes: list[int] = []
 
+    def _prefill(self) -> tuple[Tensor, Tensor]:
+        start = torch.full(
+            (1,), self.model.cfg.start_audio_token, dtype=torch.long, device=self.seen.device
+        )
+        return prefill(self.model, self.cond_latents, self.text_ids, start, self.cache)
+
+    @torch.inference_mode()
+    def teacher_forced(self, codes: Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Latents ``(N, C)`` and next-code logits ``(N, V)`` along ``codes``, fed in place of
+        sampled ones: row ``i``'s latent is the one the vocoder pairs with code ``i``, and its
+        logits are what code ``i`` was drawn from.
+
+        Why: comparing two precisions (or two checkpoints) on the same codes; sampling would
+        diverge as soon as a logit moves. The steps are exactly the iteration's, on this
+        stream's cache: call it on a fresh stream, instead of iterating.
+        """
+        if not 0 < len(codes) <= self.max_new:
+            raise ParameterError(
+                f"teacher forcing takes 1 to {self.max_new} codes, got {len(codes)}"
+            )
+        steps = [self._prefill()]
+        device = self.seen.device
+        for step, code in enumerate(codes[:-1]):
+            fed = torch.tensor([code], dtype=torch.long, device=device)
+            steps.append(
+                decode_one_token(self.model, fed, step + 1, self.cache, self.prefix_len + step)
+            )
+        return torch.cat([lat for lat, _ in steps]), torch.cat([log for _, log in steps])
+
     @torch.inference_mode()
     def __iter__(self) -> Iterator[tuple[int, Tensor]]:
-        model, cfg = self.model, self.model.cfg
-        start = torch.full((1,), cfg.start_audio_token, dtype=torch.long, device=self.seen.device)
-        latents, logits = prefill(model, self.cond_latents, self.text_ids, start, self.cache)
+        model = self.model
+        latents, logits = self._prefill()
         for step in range(self.max_new):
             scores = process_logits(logits, self.seen, step, self.params, self.stop_code)
             code = sample(scores, self.params, self.generator)
