@@ -12,7 +12,6 @@ test skips where its client is not installed: each client has its own Hatch env
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,12 @@ pytest.importorskip("xtts_balancer", reason="needs xtts-balancer (and torch) for
 # The helpers that start a real balancer live with the balancer tests (balancer_server.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "balancer"))
 from balancer_server import CLIP_VOICE, Server, base_config, start_server
+from voice_agent_clients import (
+    assert_livekit_speaks,
+    assert_pipecat_speaks,
+    livekit_modules,
+    pipecat_modules,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -96,69 +101,22 @@ def cluster(running: Cluster) -> Iterator[Cluster]:
 def pipecat() -> SimpleNamespace:
     """pipecat's modules, or a skip. Module-scoped and named before ``cluster`` by the test, so
     the skip comes before the cluster starts (in envs without the client)."""
-    return SimpleNamespace(
-        tts=pytest.importorskip("pipecat.services.elevenlabs.tts"),
-        frames=pytest.importorskip("pipecat.frames.frames"),
-        utils=pytest.importorskip("pipecat.tests.utils"),
-    )
+    return pipecat_modules()
 
 
 @pytest.fixture(scope="module")
 def livekit() -> SimpleNamespace:
     """livekit's plugin and aiohttp, or a skip (before the cluster starts, as for ``pipecat``)."""
-    return SimpleNamespace(
-        aiohttp=pytest.importorskip("aiohttp"),
-        elevenlabs=pytest.importorskip("livekit.plugins.elevenlabs"),
-    )
+    return livekit_modules()
 
 
 def test_pipecat_speaks_through_the_broker(pipecat: SimpleNamespace, cluster: Cluster) -> None:
-    tts_module, frames_module, test_utils = pipecat.tts, pipecat.frames, pipecat.utils
     routed = cluster.routed()
-    service = tts_module.ElevenLabsTTSService(
-        api_key=CLIENT_KEY,
-        url=cluster.broker.url.replace("http://", "ws://"),
-        sample_rate=16000,
-        settings=tts_module.ElevenLabsTTSService.Settings(voice=CLIP_VOICE),
-    )
-    down, _ = asyncio.run(
-        test_utils.run_test(
-            service,
-            frames_to_send=[frames_module.TTSSpeakFrame(TEXT), test_utils.SleepFrame(sleep=3.0)],
-        )
-    )
-    audio = [f for f in down if isinstance(f, frames_module.TTSAudioRawFrame)]
-    assert audio and all(f.sample_rate == 16000 and f.num_channels == 1 for f in audio)
-    assert sum(len(f.audio) for f in audio) > 16000 * 2 * 0.2  # some speech, not a click
-    words = [f.text for f in down if isinstance(f, frames_module.TTSTextFrame)]
-    assert " ".join(words).split() == TEXT.split()  # the balancer's alignment, relayed
-    assert any(isinstance(f, frames_module.TTSStoppedFrame) for f in down)  # the context's final
+    assert_pipecat_speaks(pipecat, cluster.broker.url.replace("http://", "ws://"), CLIENT_KEY, TEXT)
     assert cluster.routed() == routed + 1  # through the broker, not around it
-
-
-async def _livekit_stream(livekit: SimpleNamespace, base_url: str) -> tuple[int, int, set[int]]:
-    """Audio bytes, frames and sample rates livekit's stream() yields for TEXT."""
-    async with livekit.aiohttp.ClientSession() as session:
-        tts = livekit.elevenlabs.TTS(
-            api_key=CLIENT_KEY, voice_id=CLIP_VOICE, base_url=base_url, encoding="pcm_16000",
-            http_session=session,
-        )  # fmt: skip
-        size = count = 0
-        rates: set[int] = set()
-        async with tts.stream() as stream:
-            stream.push_text(TEXT)
-            stream.end_input()
-            async for event in stream:
-                size += len(event.frame.data.tobytes())
-                count += 1
-                rates.add(event.frame.sample_rate)
-        await tts.aclose()
-    return size, count, rates
 
 
 def test_livekit_streams_through_the_broker(livekit: SimpleNamespace, cluster: Cluster) -> None:
     routed = cluster.routed()
-    size, count, rates = asyncio.run(_livekit_stream(livekit, cluster.broker.url + "/v1"))
-    assert count > 0 and rates == {16000}
-    assert size > 16000 * 2 * 0.2  # some speech, not a click
+    assert_livekit_speaks(livekit, cluster.broker.url + "/v1", CLIENT_KEY, TEXT)
     assert cluster.routed() == routed + 1  # through the broker, not around it
