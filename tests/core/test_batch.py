@@ -64,10 +64,20 @@ def run(
     return streams, latents
 
 
-def test_batched_streams_equal_their_solo_runs(engine: XttsEngine, voice: Voice) -> None:
+#: The dynamic step, and the fixed-shape one of decode_graphs.py; its spans of 16 positions make
+#: the streams here cross several span buckets as they grow (and batch buckets as they come and go).
+STEP_KINDS = pytest.mark.parametrize("graphs", [False, True], ids=["dynamic", "fixed-shape"])
+
+
+@STEP_KINDS
+def test_batched_streams_equal_their_solo_runs(
+    engine: XttsEngine, voice: Voice, graphs: bool
+) -> None:
     solo = [alone(engine, voice, text, params) for text, params in SENTENCES]
     encoded = [(engine.tokenizer.encode(t, "en"), p) for t, p in SENTENCES]
-    decoder = BatchDecoder(engine.model.gpt, max_streams=4, prefill_chunk=16)
+    decoder = BatchDecoder(
+        engine.model.gpt, max_streams=4, prefill_chunk=16, decode_graphs=graphs, span_step=16
+    )
     # two at once, one a few steps later, one after the first ones have finished
     streams, latents = run(decoder, {0: encoded[:2], 5: [encoded[2]], 40: [encoded[3]]}, voice)
     for (ref_codes, ref_latents), got in zip(solo, streams, strict=True):
@@ -108,11 +118,16 @@ def test_chunked_prefill_keeps_others_decoding(engine: XttsEngine, voice: Voice)
     assert steps_to_prefill == -(-(32 + len(long_ids) + 3) // 8)
 
 
-def test_cancel_frees_the_slot_and_spares_the_others(engine: XttsEngine, voice: Voice) -> None:
+@STEP_KINDS
+def test_cancel_frees_the_slot_and_spares_the_others(
+    engine: XttsEngine, voice: Voice, graphs: bool
+) -> None:
     text, params = SENTENCES[0]
     ids = engine.tokenizer.encode(text, "en")
     ref_codes, ref_latents = alone(engine, voice, text, params)
-    decoder = BatchDecoder(engine.model.gpt, max_streams=3, prefill_chunk=64)
+    decoder = BatchDecoder(
+        engine.model.gpt, max_streams=3, prefill_chunk=64, decode_graphs=graphs, span_step=16
+    )
     keep = decoder.add(voice.gpt_cond_latent, ids, params)
     victim = decoder.add(voice.gpt_cond_latent, ids, SamplingParams(seed=9, max_new_codes=30))
     third = decoder.add(voice.gpt_cond_latent, ids, params)

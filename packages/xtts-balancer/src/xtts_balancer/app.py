@@ -98,6 +98,7 @@ class BalancerState:
                 backend_options=settings.model.backend_options,
                 kv_pool_bytes=workers.kv_pool_bytes,
                 realtime_safety=workers.realtime_safety,
+                cuda_graphs=workers.cuda_graphs,
             )
             for i in range(settings.service.instances)
         ]

@@ -172,6 +172,10 @@ class WorkersSection(SettingsSection):
     faster than real time (each worker reports that to the front); off = fixed slots."""
     realtime_safety: float = Field(default=0.8, gt=0, le=1)
     """Share of a code's 46.4 ms of audio a decode step may take and still count as real time."""
+    cuda_graphs: bool = True
+    """On a CUDA device, run each decode step as one captured CUDA graph instead of hundreds of
+    kernel launches (captured at worker start, one per batch and span size); no effect on CPU.
+    Off only to rule them out when chasing a problem."""
 
 
 class QueueSection(SettingsSection):

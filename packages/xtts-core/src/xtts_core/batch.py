@@ -22,6 +22,7 @@ What it does not do: vocoding (each stream's latents go to its own
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from xtts_core.capacity import check_kv_pool, slot_positions  # noqa: E402
+from xtts_core.decode_graphs import DecodeGraphs  # noqa: E402
 from xtts_core.errors import CapacityError, ParameterError  # noqa: E402
 from xtts_core.generate import FAKE_PROMPT_ID, SamplingParams, process_logits, sample  # noqa: E402
 from xtts_core.model.gpt import GPT, Contiguous, KVCache, Scattered  # noqa: E402
@@ -141,11 +143,17 @@ class BatchDecoder:
     limit). The KV pool is ``layers x max_streams x heads x max_positions x head_dim`` keys and as
     many values, in the model's dtype, allocated once, after checking that it fits the device's
     free memory and ``memory_budget`` bytes (:func:`~xtts_core.capacity.check_kv_pool`).
+
+    ``decode_graphs`` runs the decode steps in fixed shapes (:class:`~xtts_core.decode_graphs.
+    DecodeGraphs`), replayed as CUDA graphs on a CUDA device, attention reading spans of
+    ``span_step`` positions; the pool then holds one scratch position more per slot. A stream
+    takes the lowest free row, which keeps busy rows packed for those fixed batch sizes.
     """
 
     def __init__(
         self, model: GPT, max_streams: int, prefill_chunk: int = 128,
         max_positions: int | None = None, memory_budget: int | None = None,
+        decode_graphs: bool = False, span_step: int = 128,
     ) -> None:  # fmt: skip
         cfg = model.cfg
         if max_streams < 1 or prefill_chunk < 1:
@@ -154,19 +162,19 @@ class BatchDecoder:
         self.prefill_chunk = prefill_chunk
         weight = model.mel_head.weight
         self.max_positions = max_positions or slot_positions(cfg)
-        check_kv_pool(
-            cfg, max_streams, weight.dtype, weight.device, memory_budget, self.max_positions
-        )
+        length = self.max_positions + (1 if decode_graphs else 0)  # the graphs' scratch position
+        check_kv_pool(cfg, max_streams, weight.dtype, weight.device, memory_budget, length)
         self.pool = KVCache(
-            cfg.layers, max_streams, cfg.heads, self.max_positions, cfg.width // cfg.heads,
-            weight.dtype, weight.device,
+            cfg.layers, max_streams, cfg.heads, length, cfg.width // cfg.heads, weight.dtype,
+            weight.device,
         )  # fmt: skip
         # A step reads positions up to the longest stream's length; shorter rows hold stale or
         # unwritten values there. The mask hides them, but a NaN from uninitialised memory would
         # still poison the masked softmax, so the pool starts zeroed.
         self.pool.k.zero_()
         self.pool.v.zero_()
-        self._free_rows = list(range(max_streams))[::-1]
+        self.graphs = DecodeGraphs(model, self.pool, span_step) if decode_graphs else None
+        self._free_rows = list(range(max_streams))  # a heap: the lowest free row goes first
         self._prefilling: deque[BatchedStream] = deque()
         self._decoding: list[BatchedStream] = []
         self._ids = itertools.count()
@@ -205,9 +213,8 @@ class BatchDecoder:
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=weight.device).manual_seed(params.seed)
-        stream = BatchedStream(
-            next(self._ids), self._free_rows.pop(), prompt, params, max_new, seen, generator
-        )
+        row = heapq.heappop(self._free_rows)
+        stream = BatchedStream(next(self._ids), row, prompt, params, max_new, seen, generator)
         self._prefilling.append(stream)
         return stream
 
@@ -257,12 +264,17 @@ class BatchDecoder:
 
     def _feed(self, streams: list[BatchedStream]) -> None:
         streams = sorted(streams, key=lambda s: s.row)  # consecutive rows read as a view
-        device = self.pool.k.device
-        place = Scattered.for_step([s.row for s in streams], [s.position for s in streams], device)
-        codes = torch.tensor([[s.codes[-1]] for s in streams], dtype=torch.long, device=device)
-        audio_pos = torch.tensor([len(s.codes) for s in streams], dtype=torch.long, device=device)
-        emb = self.model.audio_embedding(codes, audio_pos)  # (B, 1, C)
-        latents, logits = self.model(emb, self.pool, place)
+        rows, positions = [s.row for s in streams], [s.position for s in streams]
+        codes, audio_pos = [s.codes[-1] for s in streams], [len(s.codes) for s in streams]
+        if self.graphs is not None:
+            latents, logits = self.graphs.run(rows, positions, codes, audio_pos)
+        else:
+            device = self.pool.k.device
+            place = Scattered.for_step(rows, positions, device)
+            emb = self.model.audio_embedding(
+                torch.tensor(codes, device=device)[:, None], torch.tensor(audio_pos, device=device)
+            )  # (B, 1, C)
+            latents, logits = self.model(emb, self.pool, place)
         for i, stream in enumerate(streams):
             stream.fed(latents[i : i + 1], logits[i : i + 1])
 
@@ -280,4 +292,4 @@ class BatchDecoder:
 
     def _release(self, stream: BatchedStream) -> None:
         stream.close()
-        self._free_rows.append(stream.row)
+        heapq.heappush(self._free_rows, stream.row)

@@ -124,13 +124,18 @@ class BatchScheduler:
     :func:`~xtts_core.chunking.vocode_pending`); ``memory_budget`` caps the KV pool's bytes
     (:class:`~xtts_core.batch.BatchDecoder`); a step counts as real time while it takes at most
     ``realtime_safety`` of the audio one code stands for (:attr:`capacity`).
+
+    ``cuda_graphs`` runs decode steps in fixed shapes replayed as CUDA graphs
+    (:mod:`xtts_core.decode_graphs`) when the GPT is on a CUDA device, where they pay; elsewhere
+    it has no effect. They are all captured here, before the first job, so no request waits for
+    a capture.
     """
 
     def __init__(
         self, engine: XttsEngine, max_streams: int = 8, prefill_chunk: int = 128,
         max_positions: int | None = None, batch_vocoding: bool = True,
         vocode_max_padding: float = 0.25, memory_budget: int | None = None,
-        realtime_safety: float = 0.8,
+        realtime_safety: float = 0.8, cuda_graphs: bool = True,
     ) -> None:  # fmt: skip
         if vocode_max_padding < 0:
             raise ParameterError(f"vocode_max_padding must be >= 0, got {vocode_max_padding}")
@@ -139,9 +144,13 @@ class BatchScheduler:
         self.capacity = RealtimeCapacity(
             max_streams, cfg.gpt.code_stride_len / cfg.decoder.input_sample_rate, realtime_safety
         )
+        on_cuda = engine.model.gpt.mel_head.weight.device.type == "cuda"
         self.decoder = BatchDecoder(
-            engine.model.gpt, max_streams, prefill_chunk, max_positions, memory_budget
-        )
+            engine.model.gpt, max_streams, prefill_chunk, max_positions, memory_budget,
+            decode_graphs=cuda_graphs and on_cuda,
+        )  # fmt: skip
+        if self.decoder.graphs is not None:
+            self.decoder.graphs.capture_all()
         self.batch_vocoding = batch_vocoding
         self.vocode_max_padding = vocode_max_padding
         self._waiting: deque[SpeechJob] = deque()

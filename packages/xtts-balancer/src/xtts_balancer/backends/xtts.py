@@ -63,7 +63,7 @@ class XttsBackend(Backend):
         try:
             self._scheduler = BatchScheduler(
                 engine, max_streams=config.slots, memory_budget=config.kv_pool_bytes,
-                realtime_safety=config.realtime_safety,
+                realtime_safety=config.realtime_safety, cuda_graphs=config.cuda_graphs,
             )  # fmt: skip
         except ParameterError as exc:
             raise ValueError(

@@ -57,6 +57,8 @@ class WorkerConfig:
     """``workers.kv_pool_bytes``: the most the KV pool may take (none = the free memory)."""
     realtime_safety: float = 0.8
     """``workers.realtime_safety``: share of a code's audio a decode step may take."""
+    cuda_graphs: bool = True
+    """``workers.cuda_graphs``: replay decode steps as CUDA graphs on a CUDA device."""
 
 
 @dataclass(frozen=True)
