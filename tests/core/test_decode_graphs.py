@@ -15,8 +15,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from xtts_core.batch import BatchDecoder  # noqa: E402
 from xtts_core.decode_graphs import DecodeGraphs, batch_buckets, span_buckets  # noqa: E402
 from xtts_core.errors import ParameterError  # noqa: E402
+from xtts_core.generate import SamplingParams  # noqa: E402
 from xtts_core.model.gpt import KVCache, Scattered  # noqa: E402
 
 if TYPE_CHECKING:
@@ -109,3 +111,31 @@ def test_the_step_traces_as_one_graph_with_no_host_reads(engine: XttsEngine) -> 
     with torch.inference_mode():
         torch.compile(graphs._step, fullgraph=True, backend="eager")(2, 32)
     torch.testing.assert_close(graphs._latents[2], latents)
+
+
+def test_a_failed_capture_leaves_the_decoder_on_its_dynamic_steps(
+    engine: XttsEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Capture only happens on CUDA; here its failure is injected, as a driver would raise it."""
+    gpt = engine.model.gpt
+    ids = engine.tokenizer.encode("Hello there.", "en")
+    latent = engine.speaker("Random Speaker").gpt_cond_latent
+    params = SamplingParams(seed=4, max_new_codes=10)
+    solo = BatchDecoder(gpt, max_streams=1)
+    decoder = BatchDecoder(gpt, max_streams=2, decode_graphs=True)
+    assert decoder.capture_graphs() is False  # on CPU there is nothing to capture ...
+    assert decoder.graphs is not None  # ... and the fixed-shape steps stay
+    monkeypatch.setattr(decoder.graphs, "capture", True)
+
+    def broken_capture() -> int:
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(decoder.graphs, "capture_all", broken_capture)
+    assert decoder.capture_graphs() is False
+    assert decoder.graphs is None
+    assert "CUDA graphs are off" in caplog.text
+    streams = [d.add(latent, ids, params) for d in (solo, decoder)]
+    for d in (solo, decoder):
+        while d.active:
+            d.step()
+    assert streams[0].codes == streams[1].codes

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
+import logging
 from collections import deque
 from dataclasses import dataclass
 
@@ -39,6 +40,8 @@ from xtts_core.decode_graphs import DecodeGraphs  # noqa: E402
 from xtts_core.errors import CapacityError, ParameterError  # noqa: E402
 from xtts_core.generate import FAKE_PROMPT_ID, SamplingParams, process_logits, sample  # noqa: E402
 from xtts_core.model.gpt import GPT, Contiguous, KVCache, Scattered  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 
 class BatchedStream:
@@ -217,6 +220,22 @@ class BatchDecoder:
         stream = BatchedStream(next(self._ids), row, prompt, params, max_new, seen, generator)
         self._prefilling.append(stream)
         return stream
+
+    def capture_graphs(self) -> bool:
+        """Capture the fixed-shape decode steps as CUDA graphs now, if they are on and on CUDA
+        (see :meth:`~xtts_core.decode_graphs.DecodeGraphs.capture_all`); True when steps replay
+        graphs from here on. A capture that fails or does not match its eager step turns the
+        graphs off with one warning: the decoder then runs its dynamic steps, slower but right.
+        """
+        if self.graphs is None or not self.graphs.capture:
+            return False
+        try:
+            self.graphs.capture_all()
+        except RuntimeError as exc:
+            logger.warning("CUDA graphs are off, decode steps run eagerly: %s", exc)
+            self.graphs = None
+            return False
+        return True
 
     def cancel(self, stream: BatchedStream) -> None:
         """Drop a stream now (barge-in, client gone): its slot is free for the next ``add``."""

@@ -140,8 +140,12 @@ class DecodeGraphs:
     @torch.inference_mode()
     def capture_all(self) -> int:
         """Capture every bucket now (a worker does this before serving, so no request pays for
-        a capture); returns how many graphs there are. Only dummy rows run: nothing but the
-        scratch position is written."""
+        a capture) and check each replay against the same step run eagerly; returns how many
+        graphs there are. Only dummy rows run: nothing but the scratch position is written.
+
+        Raises ``RuntimeError`` when a replay differs from its eager step: a graph that does
+        not do what the step does must never serve.
+        """
         if not self.capture:
             return 0
         started = time.perf_counter()
@@ -152,13 +156,26 @@ class DecodeGraphs:
         self._inputs[_AUDIO].zero_()
         for batch in self.batches:
             for span in self.spans:
-                self._replay(batch, span)
+                self._check(batch, span)
         torch.cuda.synchronize()
         logger.info(
             "captured %d decode graphs (%d batch x %d span buckets) in %.2f s",
             len(self._graphs), len(self.batches), len(self.spans), time.perf_counter() - started,
         )  # fmt: skip
         return len(self._graphs)
+
+    def _check(self, batch: int, span: int) -> None:
+        """Replay (capturing first) one bucket, then run its step eagerly on the same inputs."""
+        self._replay(batch, span)
+        replayed = torch.cat([self._latents[batch], self._logits[batch]], dim=1)
+        self._step(batch, span)
+        eager = torch.cat([self._latents[batch], self._logits[batch]], dim=1)
+        if not torch.allclose(replayed, eager, rtol=1e-3, atol=1e-3):
+            error = (replayed - eager).abs().max().item()
+            raise RuntimeError(
+                f"the CUDA graph of batch {batch}, span {span} differs from its eager step by "
+                f"up to {error:.3g}"
+            )
 
     def _replay(self, batch: int, span: int) -> None:
         if not self.capture:

@@ -128,7 +128,7 @@ class BatchScheduler:
     ``cuda_graphs`` runs decode steps in fixed shapes replayed as CUDA graphs
     (:mod:`xtts_core.decode_graphs`) when the GPT is on a CUDA device, where they pay; elsewhere
     it has no effect. They are all captured here, before the first job, so no request waits for
-    a capture.
+    a capture; a capture that fails leaves the decoder on its dynamic steps, with a warning.
     """
 
     def __init__(
@@ -149,8 +149,7 @@ class BatchScheduler:
             engine.model.gpt, max_streams, prefill_chunk, max_positions, memory_budget,
             decode_graphs=cuda_graphs and on_cuda,
         )  # fmt: skip
-        if self.decoder.graphs is not None:
-            self.decoder.graphs.capture_all()
+        self.decoder.capture_graphs()
         self.batch_vocoding = batch_vocoding
         self.vocode_max_padding = vocode_max_padding
         self._waiting: deque[SpeechJob] = deque()
