@@ -16,7 +16,10 @@ where the dtype's next-code argmax equals fp32's (how often a greedy decode woul
 that step: a guide to how soon sampled codes do); audio SNR ``10 log10(sum ref^2 / sum (ref -
 x)^2)`` in dB; max absolute sample difference. The HiFi-GAN rows run a half-precision copy of the
 vocoder on the fp32 latents instead: the evidence for keeping it in fp32. A dtype the loader
-refuses on this device (fp16 on cpu, int8 on cuda) is listed with the loader's reason.
+refuses on this device (fp16 on cpu, int8 on cuda) is listed with the loader's reason, except
+that ``--cpu-fp16`` runs the fp16 rows on CPU kernels (a cast copy of the fp32 model): the
+loader refuses fp16 there because it is some 30x slower than fp32, but its rounding is what this
+measures. CPU and GPU kernels may accumulate differently; the storage and rounding are the same.
 
 Random weights make noise, not speech, so these numbers bound the numeric error of the pipeline;
 they are not listening scores. A benchmark: nothing is asserted. See bench/README.md.
@@ -40,7 +43,7 @@ from bench_core import SPEAKER, TEXT, ensure_checkpoint, machine_info
 from xtts_core.engine import XttsEngine
 from xtts_core.errors import DeviceError, XttsError
 from xtts_core.generate import SamplingParams
-from xtts_core.loader import resolve_device
+from xtts_core.loader import cast_gpt, resolve_device
 from xtts_core.voice import Voice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,14 +141,21 @@ def gpt_rows(
     return rows
 
 
+def fp16_on_cpu(engine: XttsEngine) -> XttsEngine:
+    """A copy of the fp32 ``engine`` with its GPT cast to fp16 as the loader casts it on CUDA."""
+    half = copy.deepcopy(engine)
+    cast_gpt(half.model.gpt, torch.float16)
+    return half
+
+
 def vocoder_rows(
-    vocoder: torch.nn.Module, exact: Pass, exact_wav: Tensor, voice: Voice
+    vocoder: torch.nn.Module, exact: Pass, exact_wav: Tensor, voice: Voice, cpu_fp16: bool
 ) -> list[Row]:
     """The fp32 latents through a half-precision copy of the HiFi-GAN, against fp32."""
     on_cuda = next(vocoder.parameters()).device.type == "cuda"
     rows = []
     for name, dtype in VOCODER_DTYPES.items():
-        if dtype == torch.float16 and not on_cuda:
+        if dtype == torch.float16 and not (on_cuda or cpu_fp16):
             rows.append(
                 Row("HiFi-GAN", name, skipped="fp16 is tried on cuda only, as in the loader")
             )
@@ -206,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--codes", type=int, default=150, help="codes in the sentence (min = max)")
+    ap.add_argument(
+        "--cpu-fp16", action="store_true",
+        help="on cpu, run the fp16 rows too, on cpu kernels (GPT ~30x slower than fp32)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.codes < 1:
         ap.error(f"--codes must be >= 1, got {args.codes}")
@@ -218,13 +232,17 @@ def main(argv: list[str] | None = None) -> int:
         args.checkpoint_dir or ensure_checkpoint(ROOT / ".cache/bench" / args.size, args.size)[0]
     )
 
-    def load(dtype: str) -> XttsEngine:
-        return XttsEngine.from_pretrained(directory, str(device), dtype)
-
     try:
-        reference = load("fp32")
+        reference = XttsEngine.from_pretrained(directory, str(device), "fp32")
     except XttsError as exc:  # no checkpoint there, an unreadable one, ...
         ap.error(str(exc))
+    cpu_fp16 = args.cpu_fp16 and device.type == "cpu"
+
+    def load(dtype: str) -> XttsEngine:
+        if dtype == "fp16" and cpu_fp16:
+            return fp16_on_cpu(reference)
+        return XttsEngine.from_pretrained(directory, str(device), dtype)
+
     limit = reference.config.gpt.max_new_codes
     if args.codes > limit:
         ap.error(f"--codes {args.codes} is over the model's max_new_codes ({limit})")
@@ -244,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     rows = gpt_rows(load, exact, exact_wav, vocoder, voice, codes)
-    rows += vocoder_rows(vocoder, exact, exact_wav, voice)
+    rows += vocoder_rows(vocoder, exact, exact_wav, voice, cpu_fp16)
     print(table(rows))
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0

@@ -29,6 +29,7 @@ from xtts_core.checkpoint import (  # noqa: E402
 )
 from xtts_core.config import XttsConfig  # noqa: E402
 from xtts_core.errors import DeviceError  # noqa: E402
+from xtts_core.model.gpt import GPT  # noqa: E402
 from xtts_core.model.quantize import quantize_int8_  # noqa: E402
 from xtts_core.model.xtts import XttsModel  # noqa: E402
 from xtts_core.text.tokenizer import XttsTokenizer  # noqa: E402
@@ -81,6 +82,15 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     return dtype
 
 
+def cast_gpt(gpt: GPT, dtype: torch.dtype) -> None:
+    """Put the GPT in ``dtype``, all but its conditioning front end, which stays fp32: it runs
+    once per voice, and the voice latents it makes feed every sentence spoken with that voice."""
+    gpt.to(dtype)
+    gpt.conditioning_encoder.float()
+    if gpt.cfg.use_perceiver_resampler:
+        gpt.conditioning_perceiver.float()
+
+
 def load_checkpoint(
     files: CheckpointFiles | str | Path,
     device: str | torch.device | None = None,
@@ -110,10 +120,7 @@ def load_checkpoint(
     check_shapes(expected, state, files.model)
     model.load_state_dict(state, strict=True, assign=True)
     model.to(dev).eval().requires_grad_(False)
-    model.gpt.to(gpt_dtype)
-    model.gpt.conditioning_encoder.float()
-    if cfg.gpt.use_perceiver_resampler:
-        model.gpt.conditioning_perceiver.float()
+    cast_gpt(model.gpt, gpt_dtype)
     if int8:
         quantize_int8_(model.gpt.gpt, gpt_dtype)
     leftover = [name for name, t in model.state_dict(keep_vars=True).items() if t.is_meta]
