@@ -7,6 +7,7 @@ different prompt lengths, code limits and sampling parameters, and some are canc
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 import pytest
@@ -191,3 +192,32 @@ def test_streams_sampled_in_one_group_keep_their_own_rng(engine: XttsEngine, voi
     solo = [alone(engine, voice, text, p)[0] for p in params]
     assert [s.codes for s in streams] == solo
     assert len({tuple(codes) for codes in solo}) == 3  # the seeds do matter
+
+
+@STEP_KINDS
+def test_a_stream_that_stops_on_its_stop_code_hands_its_row_on(
+    engine: XttsEngine, voice: Voice, graphs: bool
+) -> None:
+    """The forward of a step is queued before its codes are read, so a stream that has just
+    drawn its stop code is fed once more: that must not disturb the stream that gets its row."""
+    gpt = copy.deepcopy(engine.model.gpt)
+    stop = gpt.cfg.stop_audio_token
+    with torch.no_grad():
+        gpt.mel_head.bias[stop] += 50.0  # the stop code wins as soon as min_new_codes allows
+    ids = engine.tokenizer.encode("Hello there.", "en")
+    stopping = SamplingParams(seed=5, min_new_codes=4)
+    after = SamplingParams(seed=6, min_new_codes=12, max_new_codes=12)
+    solo = CodeStream(gpt, voice.gpt_cond_latent, ids, after)
+    want = [code for code, _ in solo]
+    decoder = BatchDecoder(gpt, max_streams=2, prefill_chunk=64, decode_graphs=graphs, span_step=16)
+    first = decoder.add(voice.gpt_cond_latent, ids, stopping)
+    neighbour = decoder.add(voice.gpt_cond_latent, ids, after)
+    while not first.finished:
+        decoder.step()
+    assert first.codes[-1] == stop and len(first.codes) == 5
+    successor = decoder.add(voice.gpt_cond_latent, ids, after)
+    assert successor.row == first.row
+    while decoder.active:
+        decoder.step()
+    assert successor.codes == want
+    assert neighbour.codes == want

@@ -58,7 +58,7 @@ def test_a_step_writes_only_its_rows_positions_and_the_scratch(engine: XttsEngin
     # rows 1 and 3 decode: the step runs the 4-row bucket, rows 0 and 2 as padding; row 4 is
     # outside it. Positions 20 and 7 fall in the 32-position span bucket.
     assert graphs.bucket([1, 3], [20, 7]) == (4, 32)
-    graphs.run([1, 3], [20, 7], [5, 9], [3, 1])
+    graphs.run([1, 3], [20, 7], torch.tensor([5, 9]), [3, 1])
     written = torch.zeros(5, LENGTH, dtype=torch.bool)
     written[1, 20] = written[3, 7] = True
     written[:4, graphs.scratch] = True  # every row of the bucket that did not decode
@@ -75,7 +75,9 @@ def test_a_step_equals_the_dynamic_step_on_the_same_cache(engine: XttsEngine) ->
     twin.k.copy_(pool.k)
     twin.v.copy_(pool.v)
     rows, positions, codes, audio = [0, 2, 3], [33, 4, 17], [11, 12, 13], [2, 1, 6]
-    latents, logits = DecodeGraphs(gpt, pool, span_step=16).run(rows, positions, codes, audio)
+    latents, logits = DecodeGraphs(gpt, pool, span_step=16).run(
+        rows, positions, torch.tensor(codes), audio
+    )
     with torch.inference_mode():
         emb = gpt.audio_embedding(torch.tensor(codes)[:, None], torch.tensor(audio))
         want_latents, want_logits = gpt(emb, twin, Scattered.for_step(rows, positions, emb.device))
@@ -91,7 +93,7 @@ def test_a_step_equals_the_dynamic_step_on_the_same_cache(engine: XttsEngine) ->
 def test_the_scratch_position_is_never_a_streams(engine: XttsEngine) -> None:
     graphs = DecodeGraphs(engine.model.gpt, filled_pool(engine.model.gpt, rows=2))
     with pytest.raises(ParameterError, match="scratch"):
-        graphs.run([0], [graphs.scratch], [1], [1])
+        graphs.run([0], [graphs.scratch], torch.tensor([1]), [1])
 
 
 def test_graphs_need_cuda(engine: XttsEngine) -> None:
@@ -105,7 +107,7 @@ def test_the_step_traces_as_one_graph_with_no_host_reads(engine: XttsEngine) -> 
     shapes that depend on data) is a graph break to TorchDynamo: ``fullgraph=True`` raises on
     the first one. The eager backend traces without compiling anything."""
     graphs = DecodeGraphs(engine.model.gpt, filled_pool(engine.model.gpt, rows=4), span_step=16)
-    graphs.run([0, 1], [3, 30], [1, 2], [1, 1])  # inputs in place for the traced step
+    graphs.run([0, 1], [3, 30], torch.tensor([1, 2]), [1, 1])  # inputs in place for the traced step
     latents = graphs._latents[2].clone()
     torch._dynamo.reset()
     with torch.inference_mode():

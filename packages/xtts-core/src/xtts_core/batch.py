@@ -128,6 +128,30 @@ class BatchedStream:
         self._prompt = self._latents = self._logits = None
 
 
+class _ReadBack:
+    """Values of a device tensor for the host, copied when created and read when needed.
+
+    On CUDA the copy goes to pinned memory without blocking and an event marks its end, so work
+    queued after it (the next forward) does not have to finish before the values can be read.
+    """
+
+    def __init__(self, values: Tensor) -> None:
+        self._event: torch.cuda.Event | None = None
+        if values.is_cuda:
+            self._host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+            self._host.copy_(values, non_blocking=True)
+            self._event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            self._event.record()
+        else:
+            self._host = values
+
+    def tolist(self) -> list[int]:
+        if self._event is not None:
+            self._event.synchronize()
+        values: list[int] = self._host.tolist()
+        return values
+
+
 @dataclass(frozen=True)
 class StepOutput:
     """One code of one stream from a step, with the latent the vocoder needs for it."""
@@ -249,53 +273,73 @@ class BatchDecoder:
 
     @torch.inference_mode()
     def step(self) -> list[StepOutput]:
-        """Draw one code per decoding stream, feed them in one forward, then prefill a chunk."""
-        outputs = self._draw()
-        feeding = [o.stream for o in outputs if not o.finished]
-        for output in outputs:
-            if output.finished:
-                self._decoding.remove(output.stream)
-                self._release(output.stream)
-        if feeding:
-            self._feed(feeding)
+        """Draw one code per decoding stream, feed them in one forward, then prefill a chunk.
+
+        The forward is queued before the host reads the drawn codes back, so nothing waits for
+        the device before it is queued, and on a GPU the host's bookkeeping (which stream
+        stopped, handing out latents) runs while the forward computes. A stream that drew its
+        stop code is therefore fed like the others and its result dropped; one that reached its
+        code limit is not fed.
+        """
+        drawn = self._draw()
+        outputs: list[StepOutput] = []
+        if drawn:
+            values = _ReadBack(torch.cat([code for _, code in drawn]))
+            feeding = [(s, code) for s, code in drawn if len(s.codes) + 1 < s.max_new]
+            fed = self._feed(feeding) if feeding else {}
+            stop = self.model.cfg.stop_audio_token
+            for (stream, _), value in zip(drawn, values.tolist(), strict=True):
+                outputs.append(stream.accept(value, stop))
+                if outputs[-1].finished:
+                    self._decoding.remove(stream)
+                    self._release(stream)
+                else:
+                    stream.fed(*fed[stream.id])
         self._prefill()
         return outputs
 
-    def _draw(self) -> list[StepOutput]:
-        """Process the logits of streams that sample alike in one call per group (the top-k, sort
-        and softmax over 8194 codes dominate a step's sampling), then draw per stream."""
+    def _draw(self) -> list[tuple[BatchedStream, Tensor]]:
+        """Each decoding stream with its next code (1,), still on the device, in decoding order.
+
+        The logits of streams that sample alike are processed in one call per group (the
+        top-k, sort and softmax over 8194 codes dominate a step's sampling); each stream then
+        draws with its own RNG.
+        """
         stop = self.model.cfg.stop_audio_token
         groups: dict[tuple[SamplingParams, bool], list[BatchedStream]] = {}
         for stream in self._decoding:
             groups.setdefault(stream.sampling_key(), []).append(stream)
-        order: list[BatchedStream] = []
-        codes: list[Tensor] = []
+        codes: dict[int, Tensor] = {}
         for (params, _), streams in groups.items():
             pending = [s.pending() for s in streams]
             logits = torch.cat([p[0] for p in pending])
             seen = torch.cat([p[1] for p in pending])
             scores = process_logits(logits, seen, len(streams[0].codes), params, stop)
-            order += streams
-            codes += [stream.draw(scores[i : i + 1]) for i, stream in enumerate(streams)]
-        values = torch.cat(codes).tolist() if codes else []  # one device sync per step
-        drawn = {s.id: s.accept(v, stop) for s, v in zip(order, values, strict=True)}
-        return [drawn[stream.id] for stream in self._decoding]
+            for i, stream in enumerate(streams):
+                codes[stream.id] = stream.draw(scores[i : i + 1])
+        return [(stream, codes[stream.id]) for stream in self._decoding]
 
-    def _feed(self, streams: list[BatchedStream]) -> None:
-        streams = sorted(streams, key=lambda s: s.row)  # consecutive rows read as a view
-        rows, positions = [s.row for s in streams], [s.position for s in streams]
-        codes, audio_pos = [s.codes[-1] for s in streams], [len(s.codes) for s in streams]
+    def _feed(
+        self, feeding: list[tuple[BatchedStream, Tensor]]
+    ) -> dict[int, tuple[Tensor, Tensor]]:
+        """One forward of the codes just drawn (not yet accepted); each stream's (1, C) latents
+        and (1, V) logits by stream id."""
+        feeding = sorted(feeding, key=lambda pair: pair[0].row)  # consecutive rows read as a view
+        streams = [stream for stream, _ in feeding]
+        codes = torch.cat([code for _, code in feeding])  # (B,), on the device
+        rows = [s.row for s in streams]
+        positions = [s.position + 1 for s in streams]  # where each new code goes
+        audio_pos = [len(s.codes) + 1 for s in streams]
         if self.graphs is not None:
             latents, logits = self.graphs.run(rows, positions, codes, audio_pos)
         else:
             device = self.pool.k.device
             place = Scattered.for_step(rows, positions, device)
             emb = self.model.audio_embedding(
-                torch.tensor(codes, device=device)[:, None], torch.tensor(audio_pos, device=device)
+                codes[:, None], torch.tensor(audio_pos, device=device)
             )  # (B, 1, C)
             latents, logits = self.model(emb, self.pool, place)
-        for i, stream in enumerate(streams):
-            stream.fed(latents[i : i + 1], logits[i : i + 1])
+        return {s.id: (latents[i : i + 1], logits[i : i + 1]) for i, s in enumerate(streams)}
 
     def _prefill(self) -> None:
         budget = self.prefill_chunk

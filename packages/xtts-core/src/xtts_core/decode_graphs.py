@@ -98,6 +98,7 @@ class DecodeGraphs:
         dtype = model.mel_head.weight.dtype
         self._latents = {b: torch.empty(b, width, dtype=dtype, device=device) for b in self.batches}
         self._logits = {b: torch.empty(b, codes, dtype=dtype, device=device) for b in self.batches}
+        self._copied: torch.cuda.Event | None = None  # the last copy out of the host buffer
         self._graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
         self._memory = torch.cuda.graph_pool_handle() if self.capture else None
 
@@ -114,14 +115,17 @@ class DecodeGraphs:
 
     @torch.inference_mode()
     def run(
-        self, rows: list[int], positions: list[int], codes: list[int], audio_positions: list[int]
+        self, rows: list[int], positions: list[int], codes: Tensor, audio_positions: list[int]
     ) -> tuple[Tensor, Tensor]:
         """Feed ``codes[i]`` at audio position ``audio_positions[i]`` to cache row ``rows[i]`` at
         sequence position ``positions[i]``; returns their (n, C) latents and (n, V) logits, in the
-        order given. Every position must be below the scratch one."""
+        order given. ``codes`` (n,) stay on the device (the step never waits for them to reach
+        the host). Every position must be below the scratch one."""
         if max(positions) >= self.scratch:
             raise ParameterError(f"position {max(positions)} reaches the scratch position")
         batch, span = self.bucket(rows, positions)
+        if self._copied is not None:  # the previous step's copy may still read the host buffer
+            self._copied.synchronize()
         host = self._host[:, :batch]
         host[_ROW] = torch.arange(batch)
         host[_POSITION] = self.scratch
@@ -129,12 +133,15 @@ class DecodeGraphs:
         host[_AUDIO] = 0
         at = torch.tensor(rows)
         host[_POSITION, at] = torch.tensor(positions)
-        host[_CODE, at] = torch.tensor(codes)
         host[_AUDIO, at] = torch.tensor(audio_positions)
         host[_GATHER, : len(rows)] = at
         self._inputs[:, :batch].copy_(host, non_blocking=True)
-        self._replay(batch, span)
+        if self.capture:
+            self._copied = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            self._copied.record()
         wanted = self._inputs[_GATHER, : len(rows)]
+        self._inputs[_CODE].index_copy_(0, wanted, codes.to(self._inputs.dtype))
+        self._replay(batch, span)
         return self._latents[batch][wanted], self._logits[batch][wanted]
 
     @torch.inference_mode()
