@@ -221,3 +221,20 @@ def test_a_stream_that_stops_on_its_stop_code_hands_its_row_on(
         decoder.step()
     assert successor.codes == want
     assert neighbour.codes == want
+
+
+def test_unseeded_streams_draw_together_and_each_gets_its_own_code(
+    engine: XttsEngine, voice: Voice
+) -> None:
+    """Unseeded streams of a sampling group draw in one call. With top_k=1 a draw is certain
+    whatever the RNG, so each must get exactly its solo codes: a mix-up of rows would show. A
+    seeded stream of the same group still draws with its own generator."""
+    texts = ["Hello there.", "A longer sentence than the first one is.", "Third."]
+    unseeded = SamplingParams(top_k=1, max_new_codes=14)
+    seeded = SamplingParams(seed=8, max_new_codes=14, top_k=1)
+    plan = [(texts[0], unseeded), (texts[1], seeded), (texts[1], unseeded), (texts[2], unseeded)]
+    solo = [alone(engine, voice, text, params)[0] for text, params in plan]
+    decoder = BatchDecoder(engine.model.gpt, max_streams=4, prefill_chunk=256)
+    streams, _ = run(decoder, {0: [(engine.tokenizer.encode(t, "en"), p) for t, p in plan]}, voice)
+    assert [s.codes for s in streams] == solo
+    assert len({tuple(codes) for codes in solo}) == 3  # the texts differ, so would their codes

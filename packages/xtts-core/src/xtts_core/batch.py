@@ -109,6 +109,12 @@ class BatchedStream:
         assert self._logits is not None
         return self._logits, self._seen
 
+    @property
+    def own_rng(self) -> bool:
+        """True when this stream draws with its own seeded generator; the others (unseeded, or
+        greedy) can draw together in one call without changing what a stream gets."""
+        return self._generator is not None and self.params.do_sample
+
     def draw(self, scores: Tensor) -> Tensor:
         """Draw the next code (1,) from this stream's processed ``scores`` (1, V) with its own
         RNG, exactly as :class:`~xtts_core.generate.CodeStream` does."""
@@ -302,8 +308,10 @@ class BatchDecoder:
         """Each decoding stream with its next code (1,), still on the device, in decoding order.
 
         The logits of streams that sample alike are processed in one call per group (the
-        top-k, sort and softmax over 8194 codes dominate a step's sampling); each stream then
-        draws with its own RNG.
+        top-k, sort and softmax over 8194 codes dominate a step's sampling). Seeded streams then
+        draw one by one, each with its own RNG; the rest of the group draws in one call (from
+        torch's global RNG, or greedily), which on a GPU is one kernel launch instead of one
+        per stream.
         """
         stop = self.model.cfg.stop_audio_token
         groups: dict[tuple[SamplingParams, bool], list[BatchedStream]] = {}
@@ -311,12 +319,18 @@ class BatchDecoder:
             groups.setdefault(stream.sampling_key(), []).append(stream)
         codes: dict[int, Tensor] = {}
         for (params, _), streams in groups.items():
+            streams.sort(key=lambda s: s.own_rng)  # the shared draw reads the first rows: a view
             pending = [s.pending() for s in streams]
             logits = torch.cat([p[0] for p in pending])
             seen = torch.cat([p[1] for p in pending])
             scores = process_logits(logits, seen, len(streams[0].codes), params, stop)
+            shared = sum(not s.own_rng for s in streams)
+            together = sample(scores[:shared], params, None) if shared else None
             for i, stream in enumerate(streams):
-                codes[stream.id] = stream.draw(scores[i : i + 1])
+                if together is not None and i < shared:
+                    codes[stream.id] = together[i : i + 1]
+                else:
+                    codes[stream.id] = stream.draw(scores[i : i + 1])
         return [(stream, codes[stream.id]) for stream in self._decoding]
 
     def _feed(
