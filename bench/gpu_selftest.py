@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
+from bench_core import ensure_checkpoint
 from xtts_core.batch import BatchDecoder, BatchedStream
 from xtts_core.engine import XttsEngine
 from xtts_core.generate import SamplingParams
-from xtts_core.random_checkpoint import write_random_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = [
@@ -170,9 +170,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--codes", type=int, default=40)
     args = parser.parse_args()
-    directory = ROOT / ".cache" / "bench" / f"batch-{args.size}"
-    if not (directory / "model.pth").is_file():
-        write_random_checkpoint(directory, args.size, seed=0)
+    directory, _ = ensure_checkpoint(ROOT / ".cache" / "bench" / args.size, args.size)
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     print(f"# {args.size} model on {name}, torch {torch.__version__}\n")
     for dtype in dict.fromkeys(["fp32", args.dtype]):

@@ -111,6 +111,36 @@ def test_bad_text_fails_at_submit(engine_fast_vocoder: XttsEngine, voice: Voice)
         assert scheduler.waiting == 0
 
 
+def test_bad_speed_fails_at_submit(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
+    with BatchScheduler(engine_fast_vocoder, max_streams=1) as scheduler:
+        for speed in (0.0, -1.0, float("nan")):
+            with pytest.raises(ParameterError, match="speed"):
+                scheduler.submit("Hello.", "en", voice, speed=speed)
+        assert list(scheduler.submit("Hello.", "en", voice, forced(3, 1)))[-1].is_final
+
+
+def test_a_job_failing_at_admission_fails_alone(
+    engine_fast_vocoder: XttsEngine, voice: Voice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong while a job is admitted ends that job, not the scheduler's thread
+    (which would leave every other job waiting forever)."""
+    scheduler = BatchScheduler(engine_fast_vocoder, max_streams=1)
+    broken = scheduler.submit("Broken.", "en", voice, forced(3, 1))
+    fine = scheduler.submit("Fine.", "en", voice, forced(3, 2))
+
+    def fail() -> None:
+        raise RuntimeError("cannot begin")
+
+    monkeypatch.setattr(broken.speech, "begin_segment", fail)
+    with scheduler:
+        with pytest.raises(RuntimeError, match="cannot begin"):
+            broken.get(timeout=60)  # a dead scheduler thread would raise queue.Empty instead
+        chunks = []
+        while (chunk := fine.get(timeout=60)) is not None:
+            chunks.append(chunk)
+        assert chunks[-1].codes_so_far == 3
+
+
 def test_close_cancels_unfinished_jobs(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
     scheduler = BatchScheduler(engine_fast_vocoder, max_streams=1)
     scheduler.start()

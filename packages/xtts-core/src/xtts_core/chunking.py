@@ -33,6 +33,7 @@ from xtts_core.stream import (  # noqa: E402
     IncrementalVocoder,
     VocodeWindow,
     group_windows,
+    speed_scale,
     vocode_windows,
 )
 
@@ -88,6 +89,7 @@ class ChunkedSpeech:
         self, decoder: HifiDecoder, speaker_embedding: Tensor, sample_rate: int, segments: int,
         speed: float, options: StreamOptions, started: float | None = None,
     ) -> None:  # fmt: skip
+        speed_scale(speed)  # a bad speed is the caller's error, raised here, not mid-stream
         self._decoder = decoder
         self._g = speaker_embedding
         self._segments = segments

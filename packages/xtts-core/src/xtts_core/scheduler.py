@@ -10,11 +10,13 @@ latents to its job's :class:`~xtts_core.chunking.ChunkedSpeech` (the same assemb
 to float rounding), moves a job on to its next segment in the slot its last one just freed (a
 long text keeps its place), and drops cancelled jobs within one step.
 
-Vocoding runs on the same thread between decode steps. The HiFi-GAN windows that several jobs
-have due in one step are vocoded together in batched generator calls (right-padded and masked,
-so each job's audio is what it would be alone; see :func:`~xtts_core.chunking.vocode_pending`);
-``batch_vocoding=False`` vocodes them one job after another instead, for hardware where a batch
-does not pay (e.g. a CPU already saturated by one window).
+Vocoding runs on the same thread between decode steps. On a GPU, the HiFi-GAN windows that
+several jobs have due in one step are vocoded together in batched generator calls (right-padded
+and masked, so each job's audio is what it would be alone; see
+:func:`~xtts_core.chunking.vocode_pending`): there a window's convolutions are too small to fill
+the device. On a CPU they are vocoded one job after another: one window already fills the cores,
+and a batched call measured about twice as slow as the same windows one by one
+(``bench/bench_batch.py``, mid size, 2 cores). ``batch_vocoding`` overrides either choice.
 
 Every step is timed (decode, prefill and vocoding together: the thread's whole cost of giving each
 stream one more code) into :attr:`BatchScheduler.capacity`, which tells how many streams stay
@@ -133,7 +135,7 @@ class BatchScheduler:
 
     def __init__(
         self, engine: XttsEngine, max_streams: int = 8, prefill_chunk: int = 128,
-        max_positions: int | None = None, batch_vocoding: bool = True,
+        max_positions: int | None = None, batch_vocoding: bool | None = None,
         vocode_max_padding: float = 0.25, memory_budget: int | None = None,
         realtime_safety: float = 0.8, cuda_graphs: bool = True,
     ) -> None:  # fmt: skip
@@ -150,7 +152,7 @@ class BatchScheduler:
             decode_graphs=cuda_graphs and on_cuda,
         )  # fmt: skip
         self.decoder.capture_graphs()
-        self.batch_vocoding = batch_vocoding
+        self.batch_vocoding = on_cuda if batch_vocoding is None else batch_vocoding
         self.vocode_max_padding = vocode_max_padding
         self._waiting: deque[SpeechJob] = deque()
         self._active: dict[int, SpeechJob] = {}  # by BatchedStream id
@@ -205,8 +207,9 @@ class BatchScheduler:
                     self._wake.wait()
                 if self._stopping:
                     break
-                self._admit()
             try:
+                with self._wake:
+                    self._admit()
                 started = time.perf_counter()
                 self._drop_cancelled()
                 if streams := self._step():
@@ -229,6 +232,7 @@ class BatchScheduler:
     def _next_segment(self, job: SpeechJob) -> None:
         job.segment += 1
         try:
+            job.speech.begin_segment()
             job.stream = self.decoder.add(
                 job.voice.gpt_cond_latent, job.segments[job.segment], job.params
             )
@@ -237,7 +241,6 @@ class BatchScheduler:
             job.finish(exc)
             return
         self._active[job.stream.id] = job
-        job.speech.begin_segment()
 
     def _drop_cancelled(self) -> None:
         for stream_id, job in list(self._active.items()):
