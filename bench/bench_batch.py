@@ -336,16 +336,19 @@ def vocoder_only(
 
 
 def gpt_table(
-    engine: XttsEngine, ids: list[int], streams: list[int], codes: int, first: int
-) -> None:
+    engine: XttsEngine, ids: list[int], streams: list[int], codes: int, first: int,
+    max_sequential: int,
+) -> None:  # fmt: skip
     print(
         f"| mode | streams | first {first} codes p50 / p95 s | RTF p50 | audio s per s | peak MiB |"
     )
     print("|---|---|---|---|---|---|")
     captures: dict[int, float] = {}
     for n in streams:
+        if n > max_sequential:
+            print(f"| one-at-a-time | {n} | not run: N > --max-sequential | | | |")
         for row in (
-            one_at_a_time(engine, ids, n, codes, first),
+            *([one_at_a_time(engine, ids, n, codes, first)] if n <= max_sequential else []),
             batched(engine, ids, n, codes, first),
             batched(engine, ids, n, codes, first, fixed=True),
         ):
@@ -413,6 +416,11 @@ def main() -> None:
         "--max-processes", type=int, default=16,
         help="largest N the one-stream-per-process row runs (N processes load N models)",
     )  # fmt: skip
+    parser.add_argument(
+        "--max-sequential", type=int, default=1 << 30,
+        help="largest N the one-at-a-time and reference rows run (their N-th stream waits for "
+        "N-1 whole streams, so their time grows with N squared); default: every N",
+    )  # fmt: skip
     parser.add_argument("--skip-reference", action="store_true", help="no coqui-tts rows")
     args = parser.parse_args()
     if min(args.streams) < 1 or args.codes < args.first_chunk or args.first_chunk < 1:
@@ -429,7 +437,7 @@ def main() -> None:
         f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    gpt_table(engine, ids, args.streams, args.codes, args.first_chunk)
+    gpt_table(engine, ids, args.streams, args.codes, args.first_chunk, args.max_sequential)
     vocoder_table(engine, args.streams)
     ours = pipeline_table(engine, args.streams, args.codes)
     del engine  # the rows below hold their own models: free ours for their memory columns
@@ -460,7 +468,7 @@ def main() -> None:
         reference = load_reference(reference_copy, args.codes, device)
         for _ in reference.stream(20):  # warm-up, as bench_core gives it
             pass
-        for n in args.streams:
+        for n in (n for n in args.streams if n <= args.max_sequential):
             print(f"reference: {n} streams one after another", file=sys.stderr, flush=True)
             references[n] = reference_streams(reference, n, args.codes, device)
 
@@ -478,6 +486,8 @@ def main() -> None:
             print(f"| ours, one stream per process | {n} | not run: N > --max-processes | | | |")
         if n in references:
             print(references[n].line("reference (coqui), one model, one stream at a time"))
+        elif not skipped:
+            print(f"| reference (coqui) | {n} | not run: N > --max-sequential | | | |")
     if skipped:
         print(skipped)
     if loads:

@@ -5,7 +5,8 @@
 #   gpu_selftest.md  CUDA-graph steps against dynamic ones (codes, latents), host syncs per step,
 #                    graph capture time and memory, step time per batch size
 #   batch.md         bench_batch.py: N = 1 ... 256 streams, batched (graphs) against one stream at
-#                    a time, one stream per process (N <= MAX_PROCESSES) and the reference
+#                    a time, one stream per process and the reference (these three for
+#                    N <= MAX_PROCESSES, 16 by default: the N-th of them waits for N-1 streams)
 #   precision.md     bench_precision.py: fp16 and bf16 against fp32 in audio
 #
 # Needs a python ($PYTHON, else python3) with CUDA torch and xtts-core[inference] importable, e.g.
@@ -44,6 +45,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
 run 150 gpu_selftest "$python" gpu_selftest.py --size "$size" --device "$device" --dtype "$dtype" \
     --streams "${streams##* }"
 run 300 batch "$python" bench_batch.py --size "$size" --device "$device" --dtype "$dtype" \
-    --streams $streams --max-processes "$max_processes"
+    --streams $streams --max-processes "$max_processes" --max-sequential "$max_processes"
 run 120 precision "$python" bench_precision.py --size "$size" --device "$device"
 exit "$failed"
