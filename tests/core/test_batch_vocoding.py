@@ -22,6 +22,7 @@ from xtts_core.chunking import (  # noqa: E402
     ChunkedSpeech,
     PendingChunk,
     StreamOptions,
+    iter_vocoded,
     vocode_pending,
 )
 from xtts_core.model.hifigan import HifiDecoder  # noqa: E402
@@ -197,3 +198,28 @@ def test_chunks_of_different_vocoders_are_not_mixed(decoder: HifiDecoder) -> Non
         pending.append(s.end_pending())
     with pytest.raises(ValueError, match="share one vocoder"):
         vocode_pending(pending)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["per-text", "batched"])
+def test_each_chunk_comes_out_as_soon_as_its_call_is_done(
+    decoder: HifiDecoder, batch: bool
+) -> None:
+    """A scheduler hands each text its chunk as soon as it is vocoded: with one call per text,
+    the first text's audio must not wait for the other texts' calls. Windows of very different
+    sizes make the batched grouping split them into separate calls too."""
+    calls: list[int] = []
+    hook = decoder.waveform_decoder.register_forward_hook(lambda *_: calls.append(1))
+    whole = StreamOptions(first_chunk_codes=64, chunk_codes=64)  # one chunk: the segment's end
+    pending = []
+    for seed, codes in enumerate((2, 30, 3)):
+        text = Text(0, (codes,), 1.0, whole, seed)
+        s = speech(decoder, text)
+        s.begin_segment()
+        assert all(s.push_pending(latent) is None for latent in latents(text)[0])
+        pending.append(s.end_pending())
+    try:
+        seen_at = [len(calls) for _ in iter_vocoded(pending, batch, max_padding=0.25)]
+    finally:
+        hook.remove()
+    assert seen_at[0] == 1  # the first chunk was out after one generator call
+    assert seen_at[-1] == len(calls) > 1

@@ -16,7 +16,7 @@ per text).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from xtts_core._extras import require_inference
@@ -199,19 +199,32 @@ def vocode_pending(
     window is vocoded alone. The audio is the same either way up to float rounding. All texts
     must use the same vocoder.
     """
+    chunks: list[AudioChunk | None] = [None] * len(pending)
+    for i, chunk in iter_vocoded(pending, batch, max_padding):
+        chunks[i] = chunk
+    return chunks
+
+
+def iter_vocoded(
+    pending: Sequence[PendingChunk], batch: bool = True, max_padding: float = 0.25
+) -> Iterator[tuple[int, AudioChunk | None]]:
+    """:func:`vocode_pending`, yielding ``(index, chunk)`` as soon as each generator call is
+    done, so a caller can hand the first texts their audio while the others are still vocoded
+    (with one call per text, the k-th of N waits for k calls, not N)."""
     ready = [(i, p.window) for i, p in enumerate(pending) if p.window is not None]
     if len({id(p.generator) for p in pending}) > 1:
         raise ValueError("chunks vocoded together must share one vocoder")
+    for i, p in enumerate(pending):
+        if p.window is None:
+            yield i, p.complete(None)
     if batch:
         groups = group_windows([w.size for _, w in ready], max_padding)
     else:
         groups = [[k] for k in range(len(ready))]
-    waves: list[Tensor | None] = [None] * len(pending)
     for group in groups:
         got = vocode_windows(pending[0].generator, [ready[k][1] for k in group])
         for k, wav in zip(group, got, strict=True):
-            waves[ready[k][0]] = wav
-    return [p.complete(wav) for p, wav in zip(pending, waves, strict=True)]
+            yield ready[k][0], pending[ready[k][0]].complete(wav)
 
 
 def _fade_joins(

@@ -46,7 +46,7 @@ from xtts_core.chunking import (  # noqa: E402
     ChunkedSpeech,
     PendingChunk,
     StreamOptions,
-    vocode_pending,
+    iter_vocoded,
 )
 from xtts_core.errors import JobCancelledError, ParameterError  # noqa: E402
 from xtts_core.generate import SamplingParams  # noqa: E402
@@ -274,9 +274,9 @@ class BatchScheduler:
         return len(outputs)
 
     def _vocode(self, due: list[tuple[SpeechJob, PendingChunk]]) -> None:
-        chunks = vocode_pending([p for _, p in due], self.batch_vocoding, self.vocode_max_padding)
-        for (job, _), chunk in zip(due, chunks, strict=True):
-            job.deliver(chunk)
+        chunks = iter_vocoded([p for _, p in due], self.batch_vocoding, self.vocode_max_padding)
+        for i, chunk in chunks:  # each job gets its chunk as soon as its vocoder call is done
+            due[i][0].deliver(chunk)
 
     def _fail_all(self, error: BaseException, include_waiting: bool = False) -> None:
         for job in self._active.values():
