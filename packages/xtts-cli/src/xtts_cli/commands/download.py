@@ -95,7 +95,7 @@ def download(
             raise CliError(f"the hub refused {repo}/{name}@{revision}: {first}") from None
     info(f"downloaded {repo}@{revision} into {directory}")
     if verify:
-        from xtts_cli.commands.model import check_files
+        from xtts_cli.checkpoint_check import check_files
         from xtts_cli.options import ModelSource
 
         summary = check_files(ModelSource(directory).files())

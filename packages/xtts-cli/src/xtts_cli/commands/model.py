@@ -7,13 +7,14 @@ import shutil
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
+from xtts_cli.checkpoint_check import check_files
 from xtts_cli.commands.download import download
 from xtts_cli.console import info
-from xtts_cli.errors import CliError, UsageError
+from xtts_cli.errors import UsageError
 from xtts_cli.options import (
     CheckpointOption,
     ConfigOption,
@@ -23,9 +24,6 @@ from xtts_cli.options import (
     TokenizerOption,
 )
 from xtts_cli.output import check_writable_dir
-
-if TYPE_CHECKING:
-    from xtts_cli.options import ModelFiles
 
 app = typer.Typer(help="Model tools: test checkpoints, checks, downloads.", no_args_is_help=True)
 app.command("download")(download)
@@ -114,31 +112,3 @@ def check(
     typer.echo(f"  languages ({len(summary['languages'])}): {' '.join(summary['languages'])}")
     typer.echo(f"  named speakers: {len(summary['speakers'])}")
 
-
-def check_files(files: ModelFiles) -> dict[str, Any]:
-    """Load the checkpoint on cpu (every check of the loader) and look for NaN/inf weights."""
-    import torch
-
-    from xtts_core.loader import load_checkpoint
-
-    loaded = load_checkpoint(files.checkpoint_files(), "cpu")
-    for name, tensor in loaded.model.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise CliError(f"{files.model}: tensor {name} holds NaN or infinite values")
-    gpt = loaded.config.gpt
-    return {
-        "model": str(files.model),
-        "files": {key: str(path) for key, path in vars(files).items() if path is not None},
-        "gpt": {
-            "layers": gpt.layers,
-            "width": gpt.width,
-            "heads": gpt.heads,
-            "text_tokens": gpt.number_text_tokens,
-            "audio_tokens": gpt.num_audio_tokens,
-        },
-        "parameters": sum(p.numel() for p in loaded.model.parameters()),
-        "sample_rate": loaded.config.decoder.output_sample_rate,
-        "languages": list(loaded.tokenizer.languages),
-        "speakers": sorted(loaded.speakers),
-        "size_bytes": sum(p.stat().st_size for p in vars(files).values() if p is not None),
-    }
