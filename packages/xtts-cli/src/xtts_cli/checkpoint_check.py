@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from xtts_cli.errors import CliError
 
 if TYPE_CHECKING:
-    from xtts_cli.options import ModelFiles
+    from xtts_cli.model_files import ModelFiles
 
 
 def check_files(files: ModelFiles) -> dict[str, Any]:

@@ -20,36 +20,14 @@ from typing import Annotated
 import typer
 
 from xtts_cli.console import info, progress
+from xtts_cli.engine_and_voice import EngineOptions, SpeechSetup, VoiceOptions
 from xtts_cli.errors import CliError, UsageError
-from xtts_cli.options import (
-    CheckpointOption,
-    ConfigOption,
-    DeviceOption,
-    Dtype,
-    DtypeOption,
-    LanguageOption,
-    ModelDirOption,
-    ModelSource,
-    SpeakersOption,
-    TokenizerOption,
-    load_engine,
-)
+from xtts_cli.option_groups import grouped_options
+from xtts_cli.options import LanguageOption, SpeedOption, SplitOption
 from xtts_cli.output import FORMATS, OutputTarget, check_writable_dir, open_output, partial_file
-from xtts_cli.synthesis import (
-    MaxCodesOption,
-    ReferenceOption,
-    Sampling,
-    SeedOption,
-    SpeakerOption,
-    SpeedOption,
-    SplitOption,
-    TemperatureOption,
-    VoiceOption,
-    check_voice_inputs,
-    run_stream,
-    select_voice,
-    stream_options,
-)
+from xtts_cli.sampling import SamplingOptions, StreamingOptions
+from xtts_cli.synthesis import Utterance, run_stream
+from xtts_cli.text_input import read_utf8
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".psv"}
 SAFE_ID = re.compile(r"^[\w.-]+$")
@@ -72,12 +50,7 @@ class Result:
 
 def read_items(path: Path) -> list[tuple[str, str]]:
     """``(id, text)`` pairs of a text file or an id/text table; ids are checked as file names."""
-    try:
-        content = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot read batch input {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise CliError(f"batch input {path} is not UTF-8") from None
+    content = read_utf8(path, "batch input")
     if path.suffix.lower() in TABLE_SUFFIXES:
         first = content.split("\n", 1)[0]
         delimiter = "|" if "|" in first else "\t" if "\t" in first else ","
@@ -130,6 +103,7 @@ def write_results(path: Path, results: dict[str, Result]) -> None:
         writer.writerows(asdict(r) for r in results.values())
 
 
+@grouped_options
 def batch(
     input_file: Annotated[
         Path, typer.Argument(help="Text file (a line per item) or id|text table.")
@@ -143,21 +117,12 @@ def batch(
         typer.Option("--results", help="Results CSV [default: OUTPUT_DIR/results.csv]."),
     ] = None,
     language: LanguageOption = "en",
-    reference: ReferenceOption = None,
-    speaker: SpeakerOption = None,
-    voice: VoiceOption = None,
-    temperature: TemperatureOption = None,
+    *,
+    voice_options: VoiceOptions,
+    sampling_options: SamplingOptions,
     speed: SpeedOption = 1.0,
-    seed: SeedOption = None,
-    max_codes: MaxCodesOption = None,
     split_text: SplitOption = True,
-    model_dir: ModelDirOption = None,
-    config: ConfigOption = None,
-    checkpoint: CheckpointOption = None,
-    tokenizer: TokenizerOption = None,
-    speakers: SpeakersOption = None,
-    device: DeviceOption = "auto",
-    dtype: DtypeOption = Dtype.fp32,
+    model_options: EngineOptions,
 ) -> None:
     """Synthesise every item of a file; items already done are skipped (resumable)."""
     suffix = f".{audio_format.lower().lstrip('.')}"
@@ -166,8 +131,7 @@ def batch(
             f"unknown format {audio_format!r}; use one of {', '.join(f[1:] for f in FORMATS)}"
         )
     items = read_items(input_file)
-    files = ModelSource(model_dir, config, checkpoint, tokenizer, speakers).files()
-    check_voice_inputs(files, reference, speaker, voice)
+    setup = SpeechSetup.check(model_options, voice_options)
     output_dir.mkdir(parents=True, exist_ok=True)
     check_writable_dir(output_dir)
     results_path = results or output_dir / "results.csv"
@@ -176,12 +140,9 @@ def batch(
     info(f"{len(items)} items: {len(items) - len(todo)} already done, {len(todo)} to synthesise")
     if not todo:
         return
-    engine = load_engine(files, device, dtype)
-    chosen = select_voice(engine, reference, speaker, voice)
-    params = Sampling(temperature=temperature, seed=seed, max_codes=max_codes).params(
-        engine.config.sampling
-    )
-    options = stream_options(6, 20, 0, None, False)
+    engine, chosen = setup.load()
+    params = sampling_options.params(engine.config.sampling)
+    options = StreamingOptions().stream_options(denoise=False)
     failed = 0
     with progress() as bar:
         task = bar.add_task("batch", total=len(todo), detail="")
@@ -190,9 +151,8 @@ def batch(
             name = f"{item_id}{suffix}"
             try:
                 with open_output(OutputTarget(output_dir / name), engine.sample_rate) as write:
-                    stats = run_stream(
-                        engine, text, language, chosen, params, speed, options, split_text, write
-                    )
+                    utterance = Utterance(text, language, chosen, params, speed, split_text)
+                    stats = run_stream(engine, utterance, options, write)
             except (CliError, ValueError, OSError) as exc:  # the item's fault: record, go on
                 failed += 1
                 done[item_id] = Result(item_id, name, "error", error=" ".join(str(exc).split()))

@@ -14,66 +14,40 @@ import numpy as np
 import typer
 
 from xtts_cli.console import info
-from xtts_cli.options import (
-    CheckpointOption,
-    ConfigOption,
-    DeviceOption,
-    Dtype,
-    DtypeOption,
-    JsonOption,
-    LanguageOption,
-    ModelDirOption,
-    ModelSource,
-    SpeakersOption,
-    TokenizerOption,
-    load_engine,
-)
-from xtts_cli.synthesis import (
-    MaxCodesOption,
-    ReferenceOption,
-    RunStats,
-    Sampling,
-    SpeakerOption,
-    check_voice_inputs,
-    run_stream,
-    select_voice,
-    stream_options,
-)
+from xtts_cli.engine_and_voice import EngineOptions, SpeechSetup, VoiceOptions
+from xtts_cli.option_groups import grouped_options
+from xtts_cli.options import JsonOption, LanguageOption, MaxCodesOption
+from xtts_cli.sampling import SamplingOptions, StreamingOptions
+from xtts_cli.synthesis import RunStats, Utterance, run_stream
 
 SENTENCE = (
     "The quick brown fox jumps over the lazy dog, and then it runs all the way back home again."
 )
 
 
+@grouped_options
 def bench(
     runs: Annotated[int, typer.Option("--runs", min=1, help="Timed runs after one warm-up.")] = 3,
     text: Annotated[str, typer.Option("--text", help="Sentence to speak.")] = SENTENCE,
     language: LanguageOption = "en",
     max_codes: MaxCodesOption = None,
-    reference: ReferenceOption = None,
-    speaker: SpeakerOption = None,
-    model_dir: ModelDirOption = None,
-    config: ConfigOption = None,
-    checkpoint: CheckpointOption = None,
-    tokenizer: TokenizerOption = None,
-    speakers: SpeakersOption = None,
-    device: DeviceOption = "auto",
-    dtype: DtypeOption = Dtype.fp32,
+    *,
+    voice_options: VoiceOptions,
+    model_options: EngineOptions,
     as_json: JsonOption = False,
 ) -> None:
     """Measure time to first audio and real-time factor of streamed synthesis."""
-    files = ModelSource(model_dir, config, checkpoint, tokenizer, speakers).files()
-    check_voice_inputs(files, reference, speaker, None)
-    engine = load_engine(files, device, dtype)
-    voice = select_voice(engine, reference, speaker, None)
-    params = Sampling(seed=0, max_codes=max_codes).params(engine.config.sampling)
-    options = stream_options(6, 20, 0, None, False)
+    engine, voice = SpeechSetup.check(model_options, voice_options).load()
+    params = SamplingOptions(seed=0, max_codes=max_codes).params(engine.config.sampling)
+    options = StreamingOptions().stream_options(denoise=False)
 
     def discard(samples: np.ndarray) -> None:
         del samples
 
+    utterance = Utterance(text, language, voice, params)
+
     def once() -> RunStats:
-        return run_stream(engine, text, language, voice, params, 1.0, options, True, discard)
+        return run_stream(engine, utterance, options, discard)
 
     once()  # warm-up: first-call allocations and kernel selection are not what a server sees
     results = []
@@ -84,7 +58,7 @@ def bench(
     rtf = statistics.median(r.rtf for r in results)
     report = {
         "device": str(engine.model.device),
-        "dtype": dtype.value,
+        "dtype": model_options.dtype.value,
         "runs": [
             {"ttfa_s": r.ttfa_s, "rtf": r.rtf, "audio_s": r.audio_s, "elapsed_s": r.elapsed_s}
             for r in results
@@ -96,6 +70,6 @@ def bench(
         typer.echo(json.dumps(report, indent=2))
     else:
         typer.echo(
-            f"{engine.model.device} {dtype.value}: time to first audio {ttfa:.3f} s, "
+            f"{engine.model.device} {model_options.dtype.value}: time to first audio {ttfa:.3f} s, "
             f"real-time factor {rtf:.2f} (median of {runs})"
         )

@@ -96,7 +96,7 @@ def download(
     info(f"downloaded {repo}@{revision} into {directory}")
     if verify:
         from xtts_cli.checkpoint_check import check_files
-        from xtts_cli.options import ModelSource
+        from xtts_cli.model_files import ModelSource
 
         summary = check_files(ModelSource(directory).files())
         info(f"checked {directory}: {summary['parameters']:,} parameters, all tensors fit")

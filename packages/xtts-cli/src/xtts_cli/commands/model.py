@@ -15,11 +15,11 @@ from xtts_cli.checkpoint_check import check_files
 from xtts_cli.commands.download import download
 from xtts_cli.console import info
 from xtts_cli.errors import UsageError
+from xtts_cli.model_files import CHECKPOINT_FILES, ModelSource
 from xtts_cli.options import (
     CheckpointOption,
     ConfigOption,
     JsonOption,
-    ModelSource,
     SpeakersOption,
     TokenizerOption,
 )
@@ -27,8 +27,6 @@ from xtts_cli.output import check_writable_dir
 
 app = typer.Typer(help="Model tools: test checkpoints, checks, downloads.", no_args_is_help=True)
 app.command("download")(download)
-
-CHECKPOINT_FILES = ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth")
 
 
 class Size(str, Enum):
@@ -111,4 +109,3 @@ def check(
     typer.echo(f"  parameters: {summary['parameters']:,}; output {summary['sample_rate']} Hz")
     typer.echo(f"  languages ({len(summary['languages'])}): {' '.join(summary['languages'])}")
     typer.echo(f"  named speakers: {len(summary['speakers'])}")
-

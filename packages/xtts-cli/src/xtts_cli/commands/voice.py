@@ -13,22 +13,12 @@ from typing import Annotated, Any
 import typer
 
 from xtts_cli.console import info
+from xtts_cli.engine_and_voice import EngineOptions, check_references
 from xtts_cli.errors import UsageError
-from xtts_cli.options import (
-    CheckpointOption,
-    ConfigOption,
-    DeviceOption,
-    Dtype,
-    DtypeOption,
-    JsonOption,
-    ModelDirOption,
-    ModelSource,
-    SpeakersOption,
-    TokenizerOption,
-    load_engine,
-)
+from xtts_cli.model_files import SPEAKERS_FILE
+from xtts_cli.option_groups import grouped_options
+from xtts_cli.options import JsonOption, ModelDirOption, SpeakersOption
 from xtts_cli.output import check_writable_dir, partial_file
-from xtts_cli.synthesis import check_references
 
 app = typer.Typer(
     help="Voices: clone and save, list named speakers, inspect files.", no_args_is_help=True
@@ -36,23 +26,18 @@ app = typer.Typer(
 
 
 @app.command("clone", no_args_is_help=True)
+@grouped_options
 def clone(
     references: Annotated[list[Path], typer.Argument(help="Reference audio clips of one speaker.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Voice file to write (.pt).")],
     name: Annotated[str, typer.Option("--name", help="Name stored in the file.")] = "voice",
-    model_dir: ModelDirOption = None,
-    config: ConfigOption = None,
-    checkpoint: CheckpointOption = None,
-    tokenizer: TokenizerOption = None,
-    speakers: SpeakersOption = None,
-    device: DeviceOption = "auto",
-    dtype: DtypeOption = Dtype.fp32,
+    *,
+    model_options: EngineOptions,
 ) -> None:
     """Clone a voice from reference audio and save it for `xtts synth --voice`."""
     check_writable_dir(output.parent)
     check_references(references)
-    files = ModelSource(model_dir, config, checkpoint, tokenizer, speakers).files()
-    engine = load_engine(files, device, dtype)
+    engine = model_options.load(model_options.files())
     voice = engine.clone_voice(references, name=name)
     with partial_file(output) as partial:
         voice.save(partial)
@@ -104,7 +89,7 @@ def _speakers_file(model_dir: Path | None, speakers: Path | None) -> Path:
     if speakers is not None:
         return speakers
     if model_dir is not None:
-        return model_dir / "speakers_xtts.pth"
+        return model_dir / SPEAKERS_FILE
     raise UsageError("no speakers file: pass --model-dir DIR or --speakers FILE")
 
 
