@@ -74,3 +74,14 @@ def test_model_dir_from_env_and_config_file(tiny: Path, tmp_path: Path) -> None:
     assert_one_line_error(
         run("--cli-config", other, "voice", "list", cwd=tmp_path), 2, "not valid TOML"
     )
+
+
+def test_public_api() -> None:
+    """The package exports its entry point, its app, its exceptions and its version; nothing else."""
+    import xtts_cli
+    from xtts_cli.main import main
+
+    assert sorted(xtts_cli.__all__) == ["CliError", "UsageError", "__version__", "app", "main"]
+    assert xtts_cli.main is main
+    assert issubclass(xtts_cli.UsageError, xtts_cli.CliError)
+    assert xtts_cli.__version__ == "0.1.0"

@@ -160,7 +160,7 @@ def test_bad_voice_and_text_fail_before_the_model_loads(tiny: Path, tmp_path: Pa
         (["--voice", "ref.wav"], 1, ["ref.wav"]),
         (["--no-split-text", "-t", "word " * 600], 2, ["tokens"]),  # over the 402-token limit
     ]
-    if not torch.cuda.is_available():  # the original needed CUDA even with --device cpu
+    if not torch.cuda.is_available():  # asking for a missing device is one line too
         cases.append((["--device", "cuda"], 1, ["CUDA is not available"]))
 
     def synth(args: list[str]) -> subprocess.CompletedProcess[bytes]:

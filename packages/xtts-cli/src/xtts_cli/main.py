@@ -17,10 +17,11 @@ from typing import Annotated, Protocol, TypeGuard
 
 import typer
 
-from xtts_cli import __version__, settings
+from xtts_cli.__about__ import __version__
 from xtts_cli.commands import batch, bench, model, synth, text, voice
 from xtts_cli.console import state
 from xtts_cli.errors import RUNTIME, exit_code
+from xtts_cli.settings import CONFIG_ENV_VAR, config_defaults, default_config_path, read_config
 
 app = typer.Typer(
     name="xtts",
@@ -53,7 +54,7 @@ def root(
         Path | None,
         typer.Option(
             "--cli-config",
-            envvar=settings.ENV_VAR,
+            envvar=CONFIG_ENV_VAR,
             help="TOML file of option defaults (default: ~/.config/xtts/config.toml).",
         ),
     ] = None,
@@ -69,9 +70,9 @@ def root(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    path = cli_config or settings.default_path()
+    path = cli_config or default_config_path()
     if cli_config is not None or path.is_file():
-        ctx.default_map = settings.default_map(ctx.command, settings.read(path), path)
+        ctx.default_map = config_defaults(ctx.command, read_config(path), path)
 
 
 class _ClickError(Protocol):

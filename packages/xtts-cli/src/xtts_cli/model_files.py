@@ -1,7 +1,7 @@
 """Turning the model options into checkpoint files, every one checked before torch is imported.
 
 A model is either a directory in the released layout (``--model-dir``, or ``XTTS_MODEL_DIR``, or
-``model_dir`` in the CLI config file) or the original CLI's explicit files (``--config``,
+``model_dir`` in the CLI config file) or its files named one by one (``--config``,
 ``--checkpoint``, ``--tokenizer``, ``--speakers``). Explicit files override single files of a
 directory, so ``--model-dir D --speakers mine.pth`` uses D with other speakers. Every missing
 file is named before the (slow) model load starts.

@@ -22,16 +22,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-ENV_VAR = "XTTS_CLI_CONFIG"
+CONFIG_ENV_VAR = "XTTS_CLI_CONFIG"
 
 
-def default_path() -> Path:
+def default_config_path() -> Path:
     """``$XDG_CONFIG_HOME/xtts/config.toml``, or under ``~/.config`` when that is unset."""
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(base) / "xtts" / "config.toml"
 
 
-def read(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
     """The file's key/value pairs (option names may use ``-`` or ``_``)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -45,7 +45,7 @@ def read(path: Path) -> dict[str, Any]:
     return {key.replace("-", "_"): value for key, value in raw.items()}
 
 
-def default_map(group: Any, values: dict[str, Any], source: Path) -> dict[str, Any]:
+def config_defaults(group: Any, values: dict[str, Any], source: Path) -> dict[str, Any]:
     """click's nested ``default_map`` applying ``values`` to every command with such options.
 
     ``group`` is the root click group; it is walked by attribute (``commands``, ``params``)
