@@ -92,9 +92,7 @@ def test_only_the_pages_own_files_are_served(server: Server, name: str) -> None:
     assert "import" not in response.text  # never a module's source
 
 
-def test_without_auth_the_page_is_told_no_key_is_needed(
-    voices: Path, tmp_path: Path
-) -> None:
+def test_without_auth_the_page_is_told_no_key_is_needed(voices: Path, tmp_path: Path) -> None:
     srv = tone_server(tmp_path, voices, auth={"enabled": False})
     try:
         assert srv.get("/playground/config.json").json() == {"auth_required": False}

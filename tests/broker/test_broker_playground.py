@@ -39,9 +39,7 @@ def with_playground(fake: FakeBalancer, seen: list[dict[str, str]]) -> FakeBalan
             headers={"Content-Security-Policy": POLICY, "X-Balancer-Internal": "secret"},
         )
 
-    fake.app.router.routes.extend(
-        [Route("/playground/", page), Route("/playground/{name}", page)]
-    )
+    fake.app.router.routes.extend([Route("/playground/", page), Route("/playground/{name}", page)])
     return fake
 
 

@@ -169,7 +169,10 @@ def enter_key(driver: WebDriver, key: str) -> None:
 
 def wait_for_voice(driver: WebDriver, voice_id: str) -> None:
     WebDriverWait(driver, WAIT_S).until(
-        lambda d: voice_id in [o.get_attribute("value") for o in Select(d.find_element(By.ID, "voice")).options]
+        lambda d: (
+            voice_id
+            in [o.get_attribute("value") for o in Select(d.find_element(By.ID, "voice")).options]
+        )
     )
 
 
@@ -216,7 +219,9 @@ def test_the_page_loads_without_console_errors_and_asks_for_a_key(
     assert console_errors(driver) == []
     enter_key(driver, KEY)
     wait_for_voice(driver, CLIP_VOICE)
-    languages = [o.get_attribute("value") for o in Select(driver.find_element(By.ID, "language")).options]
+    languages = [
+        o.get_attribute("value") for o in Select(driver.find_element(By.ID, "language")).options
+    ]
     assert "en" in languages
     assert console_errors(driver) == []
 
@@ -248,9 +253,13 @@ def test_a_voice_cloned_from_an_uploaded_clip_is_selected_and_speaks(
     driver.find_element(By.ID, "clone-file").send_keys(str(clip))
     driver.find_element(By.ID, "clone-button").click()
     WebDriverWait(driver, WAIT_S).until(
-        lambda d: "Browser clone" in Select(d.find_element(By.ID, "voice")).first_selected_option.text
+        lambda d: (
+            "Browser clone" in Select(d.find_element(By.ID, "voice")).first_selected_option.text
+        )
     )
-    voice_id = Select(driver.find_element(By.ID, "voice")).first_selected_option.get_attribute("value")
+    voice_id = Select(driver.find_element(By.ID, "voice")).first_selected_option.get_attribute(
+        "value"
+    )
     assert voice_id not in ("default", CLIP_VOICE)
     assert_played(driver, speak(driver, TEXT))
 
