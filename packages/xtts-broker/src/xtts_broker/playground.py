@@ -39,9 +39,15 @@ _RELAYED: Final = (
 )
 
 
-def _state(request: Request) -> BrokerState:
-    state: BrokerState = request.app.state.broker
-    return state
+def playground_routes() -> list[BaseRoute]:
+    """The broker's playground routes (module docstring)."""
+    return [
+        Route("/", _to_page, methods=["GET", "HEAD"]),
+        Route("/playground", _to_page, methods=["GET", "HEAD"]),
+        Route("/playground/", _page_file, methods=["GET"]),
+        Route("/playground/config.json", _config, methods=["GET"]),
+        Route("/playground/{name}", _page_file, methods=["GET"]),
+    ]
 
 
 async def _to_page(request: Request) -> Response:
@@ -77,12 +83,6 @@ async def _page_file(request: Request) -> Response:
     )
 
 
-def playground_routes() -> list[BaseRoute]:
-    """The broker's playground routes (module docstring)."""
-    return [
-        Route("/", _to_page, methods=["GET", "HEAD"]),
-        Route("/playground", _to_page, methods=["GET", "HEAD"]),
-        Route("/playground/", _page_file, methods=["GET"]),
-        Route("/playground/config.json", _config, methods=["GET"]),
-        Route("/playground/{name}", _page_file, methods=["GET"]),
-    ]
+def _state(request: Request) -> BrokerState:
+    state: BrokerState = request.app.state.broker
+    return state
