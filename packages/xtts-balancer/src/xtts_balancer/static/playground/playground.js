@@ -220,8 +220,9 @@ function showTimings() {
   if (stats.rtf !== null) els.rtf.textContent = stats.rtf.toFixed(2);
 }
 
-function closeText(event) {
+function closeText(event, opened) {
   const reason = event.reason ? `: ${event.reason}` : "";
+  if (!opened) return `Could not open the stream to the server (close ${event.code}${reason}).`;
   if (event.code === 1006) return "The connection to the server was lost (close 1006).";
   return `The server closed the stream (close ${event.code}${reason}).`;
 }
@@ -296,7 +297,7 @@ async function speak() {
   ws.onclose = (event) => {
     if (stream !== current) return;
     if (!current.finished) {
-      if (!current.failed) showError(closeText(event));
+      if (!current.failed) showError(closeText(event, current.sentAt > 0));
       stream = null;
       stats.state = "error";
       setStatus("Stopped.");
