@@ -221,6 +221,8 @@ def assert_played(driver: WebDriver, result: dict[str, Any]) -> None:
     assert "".join(s.text or " " for s in spans).split() == TEXT.split()
     assert result["spokenChars"] == result["alignedChars"] == len(spans)
     assert all(s.get_attribute("class") == "spoken" for s in spans)
+    # ... each at its time on the audio clock, not when its message arrived (a frame or so later).
+    assert 0 <= result["highlightDelay"]["min"] <= result["highlightDelay"]["max"] < 2.0
 
 
 # --- tests ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ const els = {
 const stats = {
   state: "idle", chunks: 0, samplesScheduled: 0, audioSeconds: 0, peak: 0,
   firstAudioMs: null, rtf: null, alignedChars: 0, spokenChars: 0, error: null,
+  highlightDelay: { min: null, max: null }, // seconds between a character's audio and its light
 };
 window.playground = stats;
 
@@ -188,6 +189,10 @@ function animate() {
     while (current.next < current.chars.length && current.chars[current.next].at <= now) {
       if (current.next > 0) current.chars[current.next - 1].span.className = "spoken";
       current.chars[current.next].span.className = "now";
+      // How late after its audio a character lit up (never early: it waits for the clock).
+      const late = now - current.chars[current.next].at;
+      stats.highlightDelay.min = Math.min(stats.highlightDelay.min ?? late, late);
+      stats.highlightDelay.max = Math.max(stats.highlightDelay.max ?? late, late);
       current.next += 1;
       stats.spokenChars = current.next;
     }
@@ -207,7 +212,7 @@ function animate() {
 function resetStream() {
   Object.assign(stats, {
     chunks: 0, samplesScheduled: 0, audioSeconds: 0, firstAudioMs: null, rtf: null,
-    alignedChars: 0, spokenChars: 0,
+    alignedChars: 0, spokenChars: 0, highlightDelay: { min: null, max: null },
   });
   for (const el of [els.firstAudio, els.rtf, els.audioSeconds, els.chunks]) el.textContent = "–";
   els.transcript.replaceChildren();
