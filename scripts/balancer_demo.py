@@ -3,7 +3,9 @@
 What it shows: the whole serving path on one machine -- ``xtts-balancer`` with its worker
 processes, the ``stream-input`` websocket, and the unmodified ``elevenlabs`` SDK (2.78.0) as the
 client. Without ``--model-dir`` it writes a tiny checkpoint with random weights, so the WAV is
-noise, not speech; pass a folder with the XTTS-v2 files for real speech.
+noise, not speech; pass a folder with the XTTS-v2 files for real speech. With ``--open`` (or
+``--serve``) the server keeps running afterwards for the playground page at ``/playground/``,
+which ``--open`` opens in the default browser; Ctrl+C stops it.
 
 The SDK's realtime helper always connects with wss://. A real deployment serves TLS
 (``service.tls_certfile``); this demo, which has no certificate, points the SDK's private websocket
@@ -11,13 +13,16 @@ base at plain ws:// instead (documented in shared/spec/elevenlabs-protocol.md §
 pinned SDK version only).
 
     python scripts/balancer_demo.py --text "Hello there." --output balancer-demo.wav
+    python scripts/balancer_demo.py --open
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
+import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +42,12 @@ def main() -> None:
     parser.add_argument("--voice", default="default", help="voice_id (default: the default voice)")
     parser.add_argument("--text", default="Hello from the balancer. This is streamed speech.")
     parser.add_argument("--output", type=Path, default=Path("balancer-demo.wav"))
+    parser.add_argument(
+        "--serve", action="store_true", help="keep serving for the playground page until Ctrl+C"
+    )
+    parser.add_argument(
+        "--open", action="store_true", help="--serve, and open the page in the default browser"
+    )
     args = parser.parse_args()
 
     from xtts_balancer.settings import hash_api_key
@@ -89,6 +100,13 @@ def main() -> None:
             f"{args.output}: {samples.size / 24000:.2f} s of audio; first audio after "
             f"{first or 0:.2f} s, all of it after {time.perf_counter() - t0:.2f} s"
         )
+        if args.serve or args.open:
+            page = f"{base}/playground/"
+            print(f"Try it in the browser: {page} (API key: {KEY}). Ctrl+C stops the server.")
+            if args.open and not webbrowser.open(page):
+                print("No browser could be opened here: open the address above yourself.")
+            with contextlib.suppress(KeyboardInterrupt):
+                server.wait()
     finally:
         server.terminate()
         server.wait(60)

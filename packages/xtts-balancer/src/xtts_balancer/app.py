@@ -35,6 +35,7 @@ from xtts_balancer.http_common import ApiError, api_error_response
 from xtts_balancer.jobs import Session
 from xtts_balancer.metrics import Metrics
 from xtts_balancer.openapi import api_routes
+from xtts_balancer.playground import playground_routes
 from xtts_balancer.pool import SlotPool
 from xtts_balancer.settings import BalancerSettings
 from xtts_balancer.supervisor import Supervisor, WorkerHandle
@@ -180,6 +181,7 @@ def create_app(settings: BalancerSettings) -> Starlette:
         WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", stream_input),
         WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
         *api_routes(),  # HTTP speech, voices, models, /openapi.json
+        *playground_routes(settings),  # the browser page (playground.enabled)
     ]
     if settings.metrics.enabled:
         routes.append(Route("/metrics", _metrics))

@@ -28,6 +28,7 @@ __all__ = [
     "ClusterSection",
     "LimitsSection",
     "ModelSection",
+    "PlaygroundSection",
     "QueueSection",
     "ServiceSection",
     "StreamSection",
@@ -286,6 +287,14 @@ class AdminSection(SettingsSection):
         return value
 
 
+class PlaygroundSection(SettingsSection):
+    """The browser page at ``/playground/`` (``playground:``); see :mod:`xtts_balancer.playground`."""
+
+    enabled: bool = True
+    """Serve the page. It is static and holds no data or secret: with auth on it asks for a key
+    and sends it with each request it makes, so it can do nothing without one."""
+
+
 class BalancerSettings(ServiceSettings):
     """Everything the balancer reads; see ``configs/balancer.example.yaml``."""
 
@@ -303,6 +312,7 @@ class BalancerSettings(ServiceSettings):
     metrics: MetricsSection = MetricsSection()
     admin: AdminSection = AdminSection()
     cluster: ClusterSection = ClusterSection()
+    playground: PlaygroundSection = PlaygroundSection()
 
     @model_validator(mode="after")
     def _broker_mode(self) -> BalancerSettings:

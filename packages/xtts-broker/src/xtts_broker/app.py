@@ -15,6 +15,7 @@ Routes:
   management with 501).
 - ``GET /health`` (the process answers), ``GET /ready`` (at least one healthy balancer and not
   shutting down), ``GET /metrics`` (Prometheus).
+- ``GET /`` and ``/playground/...``: the balancers' browser page (:mod:`xtts_broker.playground`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from starlette.websockets import WebSocket
 from xtts_broker.__about__ import __version__
 from xtts_broker.http_proxy import http_routes
 from xtts_broker.metrics import BrokerMetrics
+from xtts_broker.playground import playground_routes
 from xtts_broker.proxy import StreamProxy
 from xtts_broker.registry import Health, Registry
 from xtts_broker.router import Router
@@ -263,5 +265,6 @@ def create_app(
         WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", stream_input),
         WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
         *http_routes(),
+        *playground_routes(),  # the balancers' browser page, relayed
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose)])
