@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xtts_balancer.alignment import SegmentAligner
-from xtts_balancer.app import GenerationLog
+from xtts_balancer.state import GenerationLog
 from xtts_balancer.audio import AudioEncoder, alaw_encode, pcm16, ulaw_encode
 from xtts_balancer.auth import Authenticator, bearer, key_from_request
 from xtts_balancer.errors import SessionError

@@ -13,7 +13,7 @@ the HTTP status with :meth:`ApiError.from_session`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -22,11 +22,10 @@ from starlette.responses import JSONResponse, Response
 from xtts_balancer.auth import key_from_request
 from xtts_balancer.errors import BalancerError, SessionError
 from xtts_balancer.jobs import admit_key
+from xtts_balancer.state import BalancerState, balancer_state
 from xtts_core.cluster import OriginError, verify_request
 from xtts_core.protocol import ErrorCode
 
-if TYPE_CHECKING:
-    from xtts_balancer.app import BalancerState
 
 __all__ = [
     "ApiError",
@@ -36,7 +35,6 @@ __all__ = [
     "ValidationErrorResponse",
     "admit",
     "api_error_response",
-    "balancer_state",
     "check_caller",
     "parse_model",
 ]
@@ -114,11 +112,6 @@ async def api_error_response(request: Request, exc: Exception) -> Response:
     """The app's handler for :class:`ApiError`."""
     assert isinstance(exc, ApiError)
     return JSONResponse(exc.body.model_dump(mode="json"), status_code=exc.status_code)
-
-
-def balancer_state(request: Request) -> BalancerState:
-    state: BalancerState = request.app.state.balancer
-    return state
 
 
 def admit(request: Request) -> str | None:

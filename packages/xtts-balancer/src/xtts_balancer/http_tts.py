@@ -37,7 +37,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import soundfile
@@ -53,21 +53,19 @@ from xtts_balancer.http_common import (
     ApiError,
     ValidationErrorItem,
     admit,
-    balancer_state,
     parse_model,
 )
 from xtts_balancer.jobs import acquire_slot, job_events, new_job, record_segment
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.pool import Lease
 from xtts_balancer.sending import HOLDBACK_MS
+from xtts_balancer.state import BalancerState, balancer_state
 from xtts_balancer.worker.ipc import Chunk
 from xtts_core.protocol import Alignment, CloseCode, ErrorCode, OutputFormat, VoiceSettings
 from xtts_core.protocol.formats import _check_output_format
 from xtts_core.text.limits import base_language
 from xtts_core.text.split import IncrementalSplitter
 
-if TYPE_CHECKING:
-    from xtts_balancer.app import BalancerState
 
 __all__ = [
     "AudioWithTimestamps",

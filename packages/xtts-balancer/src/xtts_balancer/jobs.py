@@ -15,27 +15,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Protocol
 
 from xtts_balancer.errors import BalancerError, SessionError
 from xtts_balancer.pool import Lease, NoCapacityError
+from xtts_balancer.state import BalancerState
 from xtts_balancer.supervisor import WorkerLost
 from xtts_balancer.worker.ipc import Chunk, Job, JobDone, JobFailed
 from xtts_core.aio import wait_within
 from xtts_core.protocol import CloseCode
 
-if TYPE_CHECKING:
-    from xtts_balancer.app import BalancerState
 
-__all__ = ["Session", "acquire_slot", "admit_key", "job_events", "new_job", "record_segment"]
-
-
-class Session(Protocol):
-    """An open speech session (a websocket or an HTTP speech request), in ``state.sessions``
-    while it runs, so the graceful drain waits for it and then ends it."""
-
-    def going_away(self) -> None:
-        """End now: the shutdown grace period is over."""
+__all__ = ["acquire_slot", "admit_key", "job_events", "new_job", "record_segment"]
 
 
 def admit_key(state: BalancerState, key: str | None) -> str:

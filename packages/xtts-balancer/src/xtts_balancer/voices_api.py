@@ -34,7 +34,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from xtts_balancer.backends.base import AUDIO_SUFFIXES, DEFAULT_VOICE_ID
-from xtts_balancer.http_common import ApiError, ValidationErrorItem, balancer_state, check_caller
+from xtts_balancer.http_common import ApiError, ValidationErrorItem, check_caller
+from xtts_balancer.state import balancer_state
 from xtts_core.protocol import ErrorCode, VoiceSettings
 
 __all__ = [

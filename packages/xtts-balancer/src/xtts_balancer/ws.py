@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -40,6 +40,7 @@ from xtts_balancer.models_api import note_model_id
 from xtts_balancer.pool import Lease
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.sending import AudioSender, Pacer
+from xtts_balancer.state import BalancerState
 from xtts_balancer.worker.ipc import Chunk
 from xtts_core.aio import wait_within
 from xtts_core.cluster import OriginError
@@ -62,8 +63,6 @@ from xtts_core.protocol import (
 )
 from xtts_core.text.limits import base_language
 
-if TYPE_CHECKING:
-    from xtts_balancer.app import BalancerState
 
 __all__ = ["StreamInputSession", "stream_input"]
 

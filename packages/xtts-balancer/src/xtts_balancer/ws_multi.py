@@ -48,7 +48,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket
 
@@ -58,6 +57,7 @@ from xtts_balancer.errors import BalancerError, SessionError
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.sending import Pacer
+from xtts_balancer.state import BalancerState
 from xtts_balancer.ws import (
     StreamInputSession,
     _early_timeout,
@@ -82,8 +82,6 @@ from xtts_core.protocol import (
 )
 from xtts_core.text.limits import base_language
 
-if TYPE_CHECKING:
-    from xtts_balancer.app import BalancerState
 
 __all__ = ["DEFAULT_CONTEXT_ID", "MultiStreamSession", "multi_stream_input"]
 
