@@ -1,7 +1,7 @@
 """Output encoding: model audio (float32, 24 kHz) -> the bytes of a session's ``output_format``.
 
 ``pcm_R`` is signed 16-bit little-endian mono at R Hz; ``ulaw_8000``/``alaw_8000`` are G.711 at
-8 kHz (elevenlabs-protocol.md §2.8). Rate conversion uses the core's
+8 kHz (docs/protocol.md §2.8). Rate conversion uses the core's
 :class:`~xtts_core.audio.StreamingResampler`, which carries the filter state across the chunks of
 a segment, so chunk joins do not click as they did when the original resampled each chunk alone
 (original-spec.md §1.6). Each segment is flushed at its end (the model's audio starts and ends

@@ -1,11 +1,11 @@
 """What every HTTP API endpoint shares: ElevenLabs-shaped errors and the caller's admission.
 
 Errors are raised as :class:`ApiError` and rendered by :func:`api_error_response` (registered on
-the app): ``{"detail": {"status": "<code>", "message": "<text>"}}`` as ElevenLabs answers a bad
-key or an unknown voice, and FastAPI's ``{"detail": [{"loc", "msg", "type"}]}`` for validation
-failures (422), which is what ElevenLabs' OpenAPI declares (elevenlabs-protocol.md §4.1).
+the app) in the protocol's error bodies (:mod:`xtts_core.protocol.http`, docs/protocol.md §4.4):
+``{"detail": {"status": "<code>", "message": "<text>"}}``, or the field-by-field 422 of a failed
+validation.
 :func:`admit` applies the websocket's rules to a request: refused while draining, then the
-broker's signature in broker mode, else an API key (header or query, §1.2) with the per-key
+broker's signature in broker mode, else an API key (header or query, docs/protocol.md §1.2) with the per-key
 session limit. A :class:`~xtts_balancer.errors.SessionError` from the shared machinery maps to
 the HTTP status with :meth:`ApiError.from_session`.
 """
@@ -19,75 +19,50 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from xtts_balancer.auth import key_from_request
-from xtts_balancer.errors import BalancerError, SessionError
+from xtts_balancer.errors import SessionError
 from xtts_balancer.jobs import admit_key
 from xtts_balancer.state import BalancerState, balancer_state
 from xtts_core.cluster import OriginError, verify_request
-from xtts_core.protocol import ErrorCode
-
+from xtts_core.protocol import (
+    ErrorCode,
+    ErrorDetail,
+    ErrorResponse,
+    ValidationErrorItem,
+    ValidationErrorResponse,
+    http_status,
+    request_api_key,
+)
 
 __all__ = [
     "ApiError",
-    "ErrorDetail",
-    "ErrorResponse",
-    "ValidationErrorItem",
-    "ValidationErrorResponse",
     "admit",
     "api_error_response",
     "check_caller",
     "parse_model",
 ]
 
-#: HTTP status per ``error`` code of the shared machinery.
-_STATUS = {
-    ErrorCode.INVALID_API_KEY.value: 401,
-    ErrorCode.VOICE_NOT_FOUND.value: 404,
-    ErrorCode.INVALID_MESSAGE.value: 422,
-    ErrorCode.UNSUPPORTED_OUTPUT_FORMAT.value: 422,
-    BalancerError.TOO_MANY_SESSIONS.value: 429,
-    BalancerError.SERVER_BUSY.value: 429,
-    BalancerError.TEXT_TOO_LONG.value: 422,
-    BalancerError.SHUTTING_DOWN.value: 503,
-}
-
-
-class ErrorDetail(BaseModel):
-    """``detail`` of an error that is not a validation failure."""
-
-    status: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    detail: ErrorDetail
-
-
-class ValidationErrorItem(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ValidationErrorResponse(BaseModel):
-    """422: what was wrong, field by field (ElevenLabs' ``HTTPValidationError``)."""
-
-    detail: list[ValidationErrorItem]
-
 
 class ApiError(Exception):
-    """An HTTP error answer: ``status_code`` with ``detail`` (see the module docstring)."""
+    """An HTTP error answer: ``status_code`` with the protocol's error body (§4.4)."""
 
-    def __init__(self, status_code: int, status: str, message: str) -> None:
+    def __init__(
+        self, error: ErrorCode | str, message: str, status_code: int | None = None
+    ) -> None:
         super().__init__(message)
-        self.status_code = status_code
-        self.body: BaseModel = ErrorResponse(detail=ErrorDetail(status=status, message=message))
+        code = error.value if isinstance(error, ErrorCode) else error
+        self.status_code = status_code or http_status(code)
+        self.body: BaseModel = ErrorResponse(detail=ErrorDetail(status=code, message=message))
 
     @classmethod
     def validation(cls, items: Sequence[ValidationErrorItem]) -> ApiError:
-        error = cls(422, "invalid_request", "; ".join(item.msg for item in items))
+        error = cls(ErrorCode.INVALID_REQUEST, "; ".join(item.msg for item in items))
         error.body = ValidationErrorResponse(detail=list(items))
         return error
+
+    @classmethod
+    def invalid(cls, loc: list[str | int], msg: str) -> ApiError:
+        """422 for one field (``loc``, e.g. ``["body", "files"]``) and why it was refused."""
+        return cls.validation([ValidationErrorItem(loc=loc, msg=msg, type="value_error")])
 
     @classmethod
     def from_pydantic(cls, exc: ValidationError, prefix: str) -> ApiError:
@@ -105,7 +80,7 @@ class ApiError(Exception):
 
     @classmethod
     def from_session(cls, exc: SessionError) -> ApiError:
-        return cls(_STATUS.get(exc.error, 500), exc.error, exc.message)
+        return cls(exc.error, exc.message)
 
 
 async def api_error_response(request: Request, exc: Exception) -> Response:
@@ -125,12 +100,12 @@ def admit(request: Request) -> str | None:
     """
     state = balancer_state(request)
     if state.draining:
-        raise ApiError(503, BalancerError.SHUTTING_DOWN.value, "The server is shutting down.")
+        raise ApiError(ErrorCode.SHUTTING_DOWN, "The server is shutting down.")
     if state.broker is not None:
         _verify_broker(request, state)
         return None
     try:
-        return admit_key(state, key_from_request(request.headers, request.query_params))
+        return admit_key(state, request_api_key(request.headers, request.query_params))
     except SessionError as exc:
         raise ApiError.from_session(exc) from None
 
@@ -142,7 +117,7 @@ def check_caller(request: Request) -> None:
         _verify_broker(request, state)
         return
     try:
-        state.auth.check(key_from_request(request.headers, request.query_params))
+        state.auth.check(request_api_key(request.headers, request.query_params))
     except SessionError as exc:
         raise ApiError.from_session(exc) from None
 
@@ -158,9 +133,10 @@ def _verify_broker(request: Request, state: BalancerState) -> None:
         state.replay_guard.claim(session_id)
     except OriginError as exc:
         raise ApiError(
-            403, ErrorCode.INVALID_API_KEY.value,
+            ErrorCode.INVALID_API_KEY,
             f"This balancer is broker-managed; connect through the broker ({exc}).",
-        ) from None  # fmt: skip
+            status_code=403,
+        ) from None
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -1,5 +1,5 @@
 """HTTP speech: ``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-timestamps``
-and ``/stream/with-timestamps`` variants (elevenlabs-protocol.md §4.1-4.2).
+and ``/stream/with-timestamps`` variants (docs/protocol.md §4.1-4.2).
 
 A request runs the websocket's path (:mod:`xtts_balancer.jobs`): admitted with the same key
 rules, it takes one worker slot from the same FIFO queue for its whole text, which is split into
@@ -48,21 +48,22 @@ from starlette.types import Receive, Scope, Send
 
 from xtts_balancer.alignment import SegmentAligner
 from xtts_balancer.encoders import content_type, make_encoder
-from xtts_balancer.errors import BalancerError, SessionError
-from xtts_balancer.http_common import (
-    ApiError,
-    ValidationErrorItem,
-    admit,
-    parse_model,
-)
+from xtts_balancer.errors import SessionError
+from xtts_balancer.http_common import ApiError, admit, parse_model
 from xtts_balancer.jobs import acquire_slot, job_events, new_job, record_segment
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.pool import Lease
 from xtts_balancer.sending import HOLDBACK_MS
 from xtts_balancer.state import BalancerState, balancer_state
 from xtts_balancer.worker.ipc import Chunk
-from xtts_core.protocol import Alignment, CloseCode, ErrorCode, OutputFormat, VoiceSettings
-from xtts_core.protocol.formats import _check_output_format
+from xtts_core.protocol import (
+    Alignment,
+    CloseCode,
+    ErrorCode,
+    OutputFormat,
+    VoiceSettings,
+    check_output_format,
+)
 from xtts_core.text.limits import base_language
 from xtts_core.text.split import IncrementalSplitter
 
@@ -136,14 +137,14 @@ class _StreamingQuery(SpeechQuery):
     @field_validator("output_format", mode="before")
     @classmethod
     def _streamable(cls, value: object) -> OutputFormat:
-        return _check_output_format(value, streaming=True)
+        return check_output_format(value, streaming=True)
 
 
 class _FileQuery(SpeechQuery):
     @field_validator("output_format", mode="before")
     @classmethod
     def _known(cls, value: object) -> OutputFormat:
-        return _check_output_format(value, streaming=False)
+        return check_output_format(value, streaming=False)
 
 
 class CharacterAlignment(BaseModel):
@@ -283,7 +284,7 @@ class _Speech:
 
 def _shutting_down() -> SessionError:
     return SessionError(
-        "The server is shutting down.", BalancerError.SHUTTING_DOWN, CloseCode.GOING_AWAY
+        "The server is shutting down.", ErrorCode.SHUTTING_DOWN, CloseCode.GOING_AWAY
     )
 
 
@@ -324,7 +325,7 @@ async def _admitted(
     note_model_id(speech.model_id)
     limit = state.settings.limits.max_text_chars
     if len(speech.text) > limit:
-        raise ApiError(422, "text_too_long", f"text is longer than {limit} characters")
+        raise ApiError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {limit} characters")
     language = base_language(speech.language_code or state.settings.model.language)
     _check_voice(state, voice_id, language)
     try:
@@ -352,36 +353,27 @@ def _check_voice(state: BalancerState, voice_id: str, language: str) -> None:
     supervisor = state.supervisor
     if supervisor.voices and voice_id not in supervisor.voices:
         raise ApiError(
-            404, ErrorCode.VOICE_NOT_FOUND.value,
-            f"A voice for the voice_id {voice_id} was not found.",
-        )  # fmt: skip
-    if supervisor.languages and language not in supervisor.languages:
-        raise ApiError.validation(
-            [
-                _item(
-                    ["body", "language_code"],
-                    f"language {language!r} is not supported; supported: "
-                    + ", ".join(sorted(supervisor.languages)),
-                )
-            ]
+            ErrorCode.VOICE_NOT_FOUND, f"A voice for the voice_id {voice_id} was not found."
         )
-
-
-def _item(loc: list[str | int], msg: str) -> ValidationErrorItem:
-    return ValidationErrorItem(loc=loc, msg=msg, type="value_error")
+    if supervisor.languages and language not in supervisor.languages:
+        raise ApiError.invalid(
+            ["body", "language_code"],
+            f"language {language!r} is not supported; supported: "
+            + ", ".join(sorted(supervisor.languages)),
+        )
 
 
 async def _read_json(request: Request) -> object:
     size = int(request.headers.get("content-length") or 0)
     if size > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
-        raise ApiError.validation([_item(["body"], f"body is not valid JSON: {exc}")]) from None
+        raise ApiError.invalid(["body"], f"body is not valid JSON: {exc}") from None
 
 
 class _LeasedStream(StreamingResponse):

@@ -16,13 +16,13 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 
-from xtts_balancer.errors import BalancerError, SessionError
+from xtts_balancer.errors import SessionError
 from xtts_balancer.pool import Lease, NoCapacityError
 from xtts_balancer.state import BalancerState
 from xtts_balancer.supervisor import WorkerLost
 from xtts_balancer.worker.ipc import Chunk, Job, JobDone, JobFailed
 from xtts_core.aio import wait_within
-from xtts_core.protocol import CloseCode
+from xtts_core.protocol import CloseCode, ErrorCode
 
 
 __all__ = ["acquire_slot", "admit_key", "job_events", "new_job", "record_segment"]
@@ -40,7 +40,7 @@ def admit_key(state: BalancerState, key: str | None) -> str:
     if limit is not None and state.key_sessions[identity] >= limit:
         raise SessionError(
             f"Too many concurrent sessions for this API key (limit {limit}).",
-            BalancerError.TOO_MANY_SESSIONS,
+            ErrorCode.TOO_MANY_SESSIONS,
         )
     state.key_sessions[identity] += 1
     return identity
@@ -58,7 +58,7 @@ async def acquire_slot(state: BalancerState) -> Lease:
     try:
         lease = await state.pool.acquire()
     except NoCapacityError as exc:
-        raise SessionError(str(exc), BalancerError.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER) from None
+        raise SessionError(str(exc), ErrorCode.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER) from None
     finally:
         metrics.queue_length.dec()
     metrics.queue_wait.observe(time.monotonic() - t0)
@@ -108,14 +108,14 @@ async def job_events(
             if isinstance(event, JobFailed):
                 code = (
                     CloseCode.INTERNAL_ERROR
-                    if event.error == BalancerError.INTERNAL_ERROR.value
+                    if event.error == ErrorCode.INTERNAL_ERROR.value
                     else CloseCode.POLICY_VIOLATION
                 )
                 raise SessionError(event.message, event.error, code)
             assert isinstance(event, WorkerLost)
             raise SessionError(
                 f"Synthesis failed: {event.message}. Please retry.",
-                BalancerError.WORKER_FAILED, CloseCode.INTERNAL_ERROR,
+                ErrorCode.WORKER_FAILED, CloseCode.INTERNAL_ERROR,
             )  # fmt: skip
     finally:
         if not finished:

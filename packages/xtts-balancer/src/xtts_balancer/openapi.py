@@ -19,7 +19,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xtts_balancer.__about__ import __version__
-from xtts_balancer.http_common import ErrorResponse, ValidationErrorResponse
 from xtts_balancer.http_tts import (
     AudioWithTimestamps,
     SpeechQuery,
@@ -30,6 +29,7 @@ from xtts_balancer.http_tts import (
     speech_with_timestamps,
 )
 from xtts_balancer.models_api import ModelResponse, list_models
+from xtts_core.protocol import ErrorResponse, ValidationErrorResponse
 from xtts_balancer.voices_api import (
     AddVoiceResponse,
     VoiceResponse,

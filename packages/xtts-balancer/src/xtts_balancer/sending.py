@@ -2,7 +2,7 @@
 
 :class:`AudioSender` holds back the last ``HOLDBACK_MS`` of every chunk, so the segment's last
 message always has audio to carry the segment's remaining characters (each character is reported
-once, elevenlabs-protocol.md §2.4.1), and splits audio at ``stream.max_chunk_ms`` so every frame
+once, docs/protocol.md §2.4.1), and splits audio at ``stream.max_chunk_ms`` so every frame
 stays far below the official SDK's 1 MiB limit. :class:`Pacer` keeps audio at most a lead ahead of
 real time when ``stream.pacing`` is on; its clock restarts with every burst of speech.
 """

@@ -1,4 +1,4 @@
-"""The ``/v1/text-to-speech/{voice_id}/stream-input`` websocket (elevenlabs-protocol.md §2).
+"""The ``/v1/text-to-speech/{voice_id}/stream-input`` websocket (docs/protocol.md §2).
 
 One :class:`StreamInputSession` per socket, in this order: refuse while draining; check a key
 sent with the handshake (in broker mode instead: the broker's signature); read the first message (ElevenLabs BOS, or the original's
@@ -30,11 +30,10 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from xtts_balancer.alignment import SegmentAligner
-from xtts_balancer.auth import key_from_request
 from xtts_balancer.broker import verify_stream
 from xtts_balancer.compat import BalancerQuery, TtsInitRequest
 from xtts_balancer.encoders import StreamEncoder, make_encoder
-from xtts_balancer.errors import BalancerError, SessionError
+from xtts_balancer.errors import SessionError
 from xtts_balancer.jobs import acquire_slot, admit_key, job_events, new_job, record_segment
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.pool import Lease
@@ -58,8 +57,10 @@ from xtts_core.protocol import (
     SendText,
     StreamInputMessage,
     VoiceSettings,
+    bearer,
     close_reason,
     parse_client_message,
+    request_api_key,
 )
 from xtts_core.text.limits import base_language
 
@@ -133,12 +134,12 @@ class StreamInputSession:
             if self._task is not None:
                 self._task.uncancel()
             failure = SessionError(
-                "The server is shutting down.", BalancerError.SHUTTING_DOWN, CloseCode.GOING_AWAY
+                "The server is shutting down.", ErrorCode.SHUTTING_DOWN, CloseCode.GOING_AWAY
             )
         except Exception:  # a bug: answer like any error, keep the server up
             logger.exception("session for voice %r failed", self.voice_id)
             failure = SessionError(
-                "Internal server error.", BalancerError.INTERNAL_ERROR, CloseCode.INTERNAL_ERROR
+                "Internal server error.", ErrorCode.INTERNAL_ERROR, CloseCode.INTERNAL_ERROR
             )
         finally:
             await self._stop_generator()
@@ -231,18 +232,18 @@ class StreamInputSession:
         state = self.state
         if state.draining:
             raise SessionError(
-                "The server is shutting down.", BalancerError.SHUTTING_DOWN, CloseCode.GOING_AWAY
+                "The server is shutting down.", ErrorCode.SHUTTING_DOWN, CloseCode.GOING_AWAY
             )
         limit = self.settings.limits.max_sessions
         if limit is not None and len(state.sessions) > limit:
             raise SessionError(
                 f"Too many open sessions (limit {limit}); please try again later.",
-                BalancerError.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER,
+                ErrorCode.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER,
             )  # fmt: skip
         if state.broker is not None:  # the broker authenticated the client; prove it was it
             self._verify_origin()
         else:
-            handshake_key = key_from_request(self.ws.headers, query_params)
+            handshake_key = request_api_key(self.ws.headers, query_params)
             if handshake_key is not None:
                 self._authenticate(handshake_key)
 
@@ -259,7 +260,7 @@ class StreamInputSession:
 
     def _authenticate(self, key: str | None) -> None:
         """Admit ``key`` (a ``Bearer`` prefix is dropped, as the first message may carry one)."""
-        self._identity = admit_key(self.state, key.removeprefix("Bearer ").strip() if key else None)
+        self._identity = admit_key(self.state, bearer(key))
 
     async def _receive_first(self, timeout: float) -> str:
         try:
@@ -391,13 +392,13 @@ class StreamInputSession:
         if text is None:
             raise SessionError(
                 "Binary frames are not supported; send JSON in text frames.",
-                BalancerError.UNSUPPORTED_DATA, CloseCode.UNSUPPORTED_DATA,
+                ErrorCode.UNSUPPORTED_DATA, CloseCode.UNSUPPORTED_DATA,
             )  # fmt: skip
         limit = self.settings.limits.max_message_bytes
         if len(text) > limit // 4 and len(text.encode("utf-8")) > limit:
             raise SessionError(
                 f"Message larger than {limit} bytes.",
-                BalancerError.MESSAGE_TOO_BIG, CloseCode.MESSAGE_TOO_BIG,
+                ErrorCode.MESSAGE_TOO_BIG, CloseCode.MESSAGE_TOO_BIG,
             )  # fmt: skip
         return str(text)
 
@@ -434,7 +435,7 @@ class StreamInputSession:
         if self._text_chars > limit:
             raise SessionError(
                 f"Too much text: a session may send at most {limit} characters.",
-                BalancerError.TEXT_TOO_LONG,
+                ErrorCode.TEXT_TOO_LONG,
             )
 
     def _check_unchanged(

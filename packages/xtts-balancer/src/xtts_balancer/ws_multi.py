@@ -1,4 +1,4 @@
-"""The ``/v1/text-to-speech/{voice_id}/multi-stream-input`` websocket (elevenlabs-protocol.md §3).
+"""The ``/v1/text-to-speech/{voice_id}/multi-stream-input`` websocket (docs/protocol.md §3).
 
 One socket carries up to ``limits.max_contexts_per_socket`` (ElevenLabs: 5) contexts, each an
 independent stream with its own text buffer, voice settings, chunk schedule, encoder, alignment
@@ -53,7 +53,7 @@ from starlette.websockets import WebSocket
 
 from xtts_balancer.alignment import SegmentAligner
 from xtts_balancer.encoders import StreamEncoder, make_encoder
-from xtts_balancer.errors import BalancerError, SessionError
+from xtts_balancer.errors import SessionError
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.sending import Pacer
@@ -71,6 +71,7 @@ from xtts_core.protocol import (
     CloseCode,
     CloseContext,
     CloseSocket,
+    ErrorCode,
     ErrorMessage,
     FinalOutputMulti,
     FlushContext,
@@ -88,7 +89,7 @@ __all__ = ["DEFAULT_CONTEXT_ID", "MultiStreamSession", "multi_stream_input"]
 logger = logging.getLogger(__name__)
 
 #: The context a message without ``context_id`` addresses (the id ElevenLabs echoes for it is
-#: undocumented, elevenlabs-protocol.md §10.5).
+#: undocumented, docs/protocol.md §3.1).
 DEFAULT_CONTEXT_ID = "default"
 
 
@@ -282,7 +283,7 @@ class MultiStreamSession(StreamInputSession):
         """A message for a context that is closing: an error for that context only."""
         error = SessionError(
             f"Context {context_id!r} is closing; wait for its final message before reusing the id.",
-            BalancerError.CONTEXT_CLOSING,
+            ErrorCode.CONTEXT_CLOSING,
         )
         self.state.metrics.errors.labels(error.error).inc()
         reply = json.loads(error.to_message().to_json())

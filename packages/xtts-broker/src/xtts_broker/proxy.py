@@ -2,10 +2,10 @@
 
 What the original got wrong (original-spec.md §3.5, §10.3, §10.6, §10.15) and what happens here:
 
-- **Auth at the broker**: the ``xi-api-key`` header, ``Authorization: Bearer``, the query's
-  ``xi_api_key``/``authorization``, or (ElevenLabs allows it) ``xi_api_key``/``xi-api-key``/
-  ``authorization`` in the first message. A bad or missing key: the ElevenLabs-style error and
-  close 1008, before any balancer is involved.
+- **Auth at the broker**: the key is found where and in the order the protocol says
+  (:func:`xtts_core.protocol.request_api_key`, then the first message's
+  :func:`~xtts_core.protocol.message_api_key`; docs/protocol.md §1.2), as at the balancer. A bad
+  or missing key: the ElevenLabs-style error and close 1008, before any balancer is involved.
 - **Proof of origin**: the broker signs every websocket it opens to a balancer
   (:func:`xtts_core.cluster.sign_request`) and passes its session id in
   :data:`~xtts_core.cluster.SESSION_ID_HEADER`. ``voice_id`` is percent-encoded and the query
@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode
 
-from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -45,9 +44,16 @@ from xtts_broker.router import Route
 from xtts_broker.state import BrokerState
 from xtts_core.aio import wait_within
 from xtts_core.cluster import sign_request
-from xtts_core.protocol import CloseCode, ErrorCode, ErrorMessage, close_reason
+from xtts_core.protocol import (
+    CloseCode,
+    ErrorCode,
+    ErrorMessage,
+    close_reason,
+    message_api_key,
+    request_api_key,
+)
 
-__all__ = ["StreamProxy", "client_key"]
+__all__ = ["StreamProxy"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,37 +91,12 @@ class _BackendClosed:
     failover: bool
 
 
-def client_key(connection: HTTPConnection) -> str | None:
-    """The API key a client sent with its request or handshake (headers, then the query)."""
-    header = connection.headers.get("xi-api-key")
-    if header:
-        return header
-    for value in (
-        connection.headers.get("authorization"),
-        connection.query_params.get("authorization"),
-    ):
-        if value:
-            return _bearer(value)
-    return connection.query_params.get("xi_api_key") or None
-
-
-def _bearer(value: str) -> str:
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token else value
-
-
 def _first_message_key(frame: Frame) -> str | None:
     try:
         body = json.loads(frame)
     except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: no key, not a crash
         return None
-    if not isinstance(body, dict):
-        return None
-    for name in ("xi_api_key", "xi-api-key", "authorization"):
-        value = body.get(name)
-        if isinstance(value, str) and value:
-            return _bearer(value)
-    return None
+    return message_api_key(body) if isinstance(body, dict) else None
 
 
 def _is_no_capacity(frame: Frame) -> bool:
@@ -166,7 +147,10 @@ class StreamProxy:
         voice_id = ws.path_params["voice_id"]
         await ws.accept()
         if state.draining:
-            await self._reject("the broker is shutting down; reconnect", "shutting_down", 1001)
+            await self._reject(
+                "the broker is shutting down; reconnect", ErrorCode.SHUTTING_DOWN,
+                CloseCode.GOING_AWAY,
+            )  # fmt: skip
             self._closed.set()
             return
         state.streams.add(self)
@@ -193,7 +177,7 @@ class StreamProxy:
         auth = self._state.settings.auth
         if not auth.enabled:
             return True
-        key = client_key(self._ws)
+        key = request_api_key(self._ws.headers, self._ws.query_params)
         if key is None:
             try:
                 item = await self._or_stop(
@@ -213,7 +197,7 @@ class StreamProxy:
         logger.info("session=%s rejected: %s", self.session_id, message)
         await self._reject(
             f"{message}: send it in the xi-api-key header or as xi_api_key in the first message",
-            ErrorCode.INVALID_API_KEY.value,
+            ErrorCode.INVALID_API_KEY,
             CloseCode.POLICY_VIOLATION,
         )
         return False
@@ -239,7 +223,7 @@ class StreamProxy:
         state.metrics.rejected.labels("no_capacity").inc()
         await self._reject(
             "no capacity: every balancer is busy or unavailable; try again later",
-            "no_capacity",
+            ErrorCode.NO_CAPACITY,
             CloseCode.TRY_AGAIN_LATER,
         )
 
@@ -420,19 +404,19 @@ class StreamProxy:
             self._state.metrics.rejected.labels("balancer_failed").inc()
             await self._reject(
                 "the balancer serving this stream failed; audio may be incomplete",
-                "balancer_failed",
+                ErrorCode.BALANCER_FAILED,
                 CloseCode.INTERNAL_ERROR,
             )
             return
         code = CloseCode.NORMAL if closed.code == 1005 else closed.code
         await self._close_client(_sendable(code, CloseCode.INTERNAL_ERROR), closed.reason)
 
-    async def _reject(self, message: str, error: str, code: int) -> None:
+    async def _reject(self, message: str, error: ErrorCode, code: int) -> None:
         """Send ``{"message", "error", "code"}``, then close with ``code``."""
         if self._client_open():
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await self._ws.send_text(
-                    ErrorMessage(message=message, error=error, code=code).to_json()
+                    ErrorMessage(message=message, error=error.value, code=code).to_json()
                 )
         await self._close_client(code, close_reason(message))
 
