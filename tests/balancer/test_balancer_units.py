@@ -18,13 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xtts_balancer.alignment import SegmentAligner
-from xtts_balancer.state import GenerationLog
 from xtts_balancer.audio import AudioEncoder, alaw_encode, pcm16, ulaw_encode
 from xtts_balancer.auth import Authenticator
 from xtts_balancer.errors import SessionError
 from xtts_balancer.pool import NoCapacityError, SlotPool
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.settings import AuthSection, BalancerSettings, hash_api_key
+from xtts_balancer.state import GenerationLog
 from xtts_balancer.supervisor import WorkerHandle
 from xtts_balancer.worker.ipc import WorkerConfig
 from xtts_core.audio import resample

@@ -200,7 +200,11 @@ def test_a_bad_key_is_refused_at_the_broker(broker: str) -> None:
     ("headers", "query", "status"),
     [
         (HEADERS, {"xi_api_key": "wrong"}, 200),  # a header before the query
-        (None, {"xi_api_key": CLIENT_KEY, "authorization": "Bearer wrong"}, 200),  # xi_api_key first
+        (
+            None,
+            {"xi_api_key": CLIENT_KEY, "authorization": "Bearer wrong"},
+            200,
+        ),  # xi_api_key first
         ({"xi-api-key": "wrong"}, {"xi_api_key": CLIENT_KEY}, 401),  # the first key found decides
     ],
 )

@@ -17,12 +17,15 @@ class SessionError(Exception):
     """End the session with ``{"message", "error", "code"}`` and close ``code``."""
 
     def __init__(
-        self, message: str, error: ErrorCode | str, code: int = CloseCode.POLICY_VIOLATION
-    ) -> None:
+        self, message: str, error: ErrorCode | str, code: int = CloseCode.POLICY_VIOLATION,
+        *, status: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.message = message
         self.error = error.value if isinstance(error, ErrorCode) else error
         self.code = int(code)
+        self.status = status
+        """The HTTP status, where it is not the error code's (:func:`~xtts_core.protocol.http_status`)."""
 
     @classmethod
     def from_protocol(cls, exc: ProtocolError) -> SessionError:

@@ -4,10 +4,10 @@ Errors are raised as :class:`ApiError` and rendered by :func:`api_error_response
 the app) in the protocol's error bodies (:mod:`xtts_core.protocol.http`, docs/protocol.md §4.4):
 ``{"detail": {"status": "<code>", "message": "<text>"}}``, or the field-by-field 422 of a failed
 validation.
-:func:`admit` applies the websocket's rules to a request: refused while draining, then the
-broker's signature in broker mode, else an API key (header or query, docs/protocol.md §1.2) with the per-key
-session limit. A :class:`~xtts_balancer.errors.SessionError` from the shared machinery maps to
-the HTTP status with :meth:`ApiError.from_session`.
+:func:`check_caller` admits a request that holds no session; speech requests are admitted by
+their :class:`~xtts_balancer.session.SpeechSession`. A
+:class:`~xtts_balancer.errors.SessionError` maps to its HTTP status with
+:meth:`ApiError.from_session`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from xtts_balancer.errors import SessionError
-from xtts_balancer.jobs import admit_key
-from xtts_balancer.state import BalancerState, balancer_state
-from xtts_core.cluster import OriginError, verify_request
+from xtts_balancer.session import verify_origin
+from xtts_balancer.state import balancer_state
 from xtts_core.protocol import (
     ErrorCode,
     ErrorDetail,
@@ -35,7 +34,6 @@ from xtts_core.protocol import (
 
 __all__ = [
     "ApiError",
-    "admit",
     "api_error_response",
     "check_caller",
     "parse_model",
@@ -80,7 +78,7 @@ class ApiError(Exception):
 
     @classmethod
     def from_session(cls, exc: SessionError) -> ApiError:
-        return cls(exc.error, exc.message)
+        return cls(exc.error, exc.message, exc.status)
 
 
 async def api_error_response(request: Request, exc: Exception) -> Response:
@@ -89,54 +87,17 @@ async def api_error_response(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body.model_dump(mode="json"), status_code=exc.status_code)
 
 
-def admit(request: Request) -> str | None:
-    """Admit a speech request (see the module docstring): the key's identity, whose session
-    count the caller gives back with ``state.key_sessions[identity] -= 1``; ``None`` in broker
-    mode.
-
-    Raises:
-        ApiError: 503 while draining, 403 without a valid broker signature, 401 without a
-            valid key, 429 over the key's session limit.
-    """
-    state = balancer_state(request)
-    if state.draining:
-        raise ApiError(ErrorCode.SHUTTING_DOWN, "The server is shutting down.")
-    if state.broker is not None:
-        _verify_broker(request, state)
-        return None
-    try:
-        return admit_key(state, request_api_key(request.headers, request.query_params))
-    except SessionError as exc:
-        raise ApiError.from_session(exc) from None
-
-
 def check_caller(request: Request) -> None:
-    """:func:`admit` for requests that hold no session (listings, voice management)."""
+    """Admit a request that holds no session (listings, voice management): the broker's
+    signature in broker mode, else a valid API key (docs/protocol.md §1.2)."""
     state = balancer_state(request)
-    if state.broker is not None:
-        _verify_broker(request, state)
-        return
     try:
-        state.auth.check(request_api_key(request.headers, request.query_params))
+        if state.broker is not None:
+            verify_origin(state, request.method, request.url.path, request.headers)
+        else:
+            state.auth.check(request_api_key(request.headers, request.query_params))
     except SessionError as exc:
         raise ApiError.from_session(exc) from None
-
-
-def _verify_broker(request: Request, state: BalancerState) -> None:
-    cluster = state.settings.cluster
-    assert cluster.secret is not None
-    try:
-        session_id = verify_request(
-            cluster.secret.get_secret_value(), request.method, request.url.path,
-            request.headers, max_skew_s=cluster.max_clock_skew_s,
-        )  # fmt: skip
-        state.replay_guard.claim(session_id)
-    except OriginError as exc:
-        raise ApiError(
-            ErrorCode.INVALID_API_KEY,
-            f"This balancer is broker-managed; connect through the broker ({exc}).",
-            status_code=403,
-        ) from None
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -24,7 +24,6 @@ from xtts_balancer.worker.ipc import Chunk, Job, JobDone, JobFailed
 from xtts_core.aio import wait_within
 from xtts_core.protocol import CloseCode, ErrorCode
 
-
 __all__ = ["acquire_slot", "admit_key", "job_events", "new_job", "record_segment"]
 
 

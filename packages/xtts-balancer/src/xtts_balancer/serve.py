@@ -26,8 +26,8 @@ from hypercorn.config import Config
 
 from xtts_balancer.__about__ import __version__
 from xtts_balancer.app import create_app
-from xtts_balancer.state import BalancerState
 from xtts_balancer.settings import BalancerSettings, hash_api_key
+from xtts_balancer.state import BalancerState
 from xtts_core.errors import SettingsError
 from xtts_core.settings import load_settings
 

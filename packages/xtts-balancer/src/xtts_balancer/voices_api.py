@@ -250,7 +250,9 @@ def _decode(data: bytes, name: str) -> np.ndarray:
                     parts.append(out.to_ndarray().reshape(-1))
                     total += parts[-1].size
                 if total > MAX_SECONDS * LIBRARY_RATE:
-                    raise ApiError.invalid(["body", "files"], f"{name} is longer than {MAX_SECONDS:g} s")
+                    raise ApiError.invalid(
+                        ["body", "files"], f"{name} is longer than {MAX_SECONDS:g} s"
+                    )
             for out in resampler.resample(None):
                 parts.append(out.to_ndarray().reshape(-1))
     except (av.error.FFmpegError, ValueError) as exc:
@@ -268,9 +270,13 @@ def _join_clips(contents: list[bytes], names: list[str]) -> np.ndarray:
     clips = [_decode(data, name) for data, name in zip(contents, names, strict=True)]
     joined = np.concatenate([part for clip in clips for part in (clip, gap)][:-1])
     if joined.size < MIN_SECONDS * LIBRARY_RATE:
-        raise ApiError.invalid(["body", "files"], f"the reference audio is shorter than {MIN_SECONDS:g} s")
+        raise ApiError.invalid(
+            ["body", "files"], f"the reference audio is shorter than {MIN_SECONDS:g} s"
+        )
     if joined.size > MAX_SECONDS * LIBRARY_RATE:
-        raise ApiError.invalid(["body", "files"], f"the reference audio is longer than {MAX_SECONDS:g} s")
+        raise ApiError.invalid(
+            ["body", "files"], f"the reference audio is longer than {MAX_SECONDS:g} s"
+        )
     return joined
 
 

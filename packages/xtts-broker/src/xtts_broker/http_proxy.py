@@ -102,7 +102,9 @@ def _refusal(request: Request) -> Response | None:
     state = _state(request)
     if state.draining:
         return _error(ErrorCode.SHUTTING_DOWN, "The broker is shutting down; retry in a moment.")
-    if state.settings.auth.enabled and not state.api_keys.check(request_api_key(request.headers, request.query_params)):
+    if state.settings.auth.enabled and not state.api_keys.check(
+        request_api_key(request.headers, request.query_params)
+    ):
         state.metrics.rejected.labels("auth").inc()
         return _error(
             ErrorCode.INVALID_API_KEY,

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from xtts_core.protocol.codes import invalid_message
 
 
-
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="ignore", frozen=True, populate_by_name=True, use_attribute_docstrings=True

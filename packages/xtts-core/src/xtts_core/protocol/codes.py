@@ -76,12 +76,10 @@ _CLOSE_CODE_MEANINGS: dict[CloseCode, str] = {
         "livekit, 16 MiB pipecat), so keep frames small (§2.4.3)"
     ),
     CloseCode.INTERNAL_ERROR: (
-        "unexpected server failure, e.g. a relay that cannot reach its backend "
-        "(§5)"
+        "unexpected server failure, e.g. a relay that cannot reach its backend (§5)"
     ),
     CloseCode.TRY_AGAIN_LATER: (
-        "no capacity: no free worker or balancer, or the wait queue is full or timed out "
-        "(§5)"
+        "no capacity: no free worker or balancer, or the wait queue is full or timed out (§5)"
     ),
 }
 
