@@ -222,12 +222,16 @@ async def _admitted(
 
 
 def _check_voice(session: SpeechSession, language: str) -> None:
-    """:meth:`SpeechSession.check_voice`, a bad language as a 422 naming ``language_code``."""
+    """:meth:`SpeechSession.check_voice` in ElevenLabs' HTTP words: a bad language is a 422
+    naming ``language_code``."""
     try:
         session.check_voice(language)
     except SessionError as exc:
         if exc.error == ErrorCode.INVALID_MESSAGE.value:
             raise ApiError.invalid(["body", "language_code"], exc.message) from None
+        if exc.error == ErrorCode.VOICE_NOT_FOUND.value:
+            message = f"A voice for the voice_id {session.voice_id} was not found."
+            raise ApiError(ErrorCode.VOICE_NOT_FOUND, message) from None
         raise
 
 

@@ -107,7 +107,7 @@ async def job_events(
             if isinstance(event, JobFailed):
                 code = (
                     CloseCode.INTERNAL_ERROR
-                    if event.error == ErrorCode.INTERNAL_ERROR.value
+                    if event.error in (ErrorCode.INTERNAL_ERROR, ErrorCode.WORKER_FAILED)
                     else CloseCode.POLICY_VIOLATION
                 )
                 raise SessionError(event.message, event.error, code)

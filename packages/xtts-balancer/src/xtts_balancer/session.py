@@ -160,7 +160,7 @@ class SpeechSession:
         supervisor = self.state.supervisor
         if supervisor.voices and self.voice_id not in supervisor.voices:
             raise SessionError(
-                f"A voice for the voice_id {self.voice_id} was not found.",
+                f"A voice with voice_id {self.voice_id!r} was not found.",
                 ErrorCode.VOICE_NOT_FOUND,
             )
         if supervisor.languages and language not in supervisor.languages:

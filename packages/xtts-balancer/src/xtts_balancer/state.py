@@ -42,7 +42,8 @@ class Session(Protocol):
 
 
 class GenerationLog:
-    """One JSON line per generated segment in ``service.log_dir`` (the original's metrics files)."""
+    """One JSON line per generated segment in ``service.log_dir`` (``generations_<day>.log``:
+    time to first audio, real-time factor, latency, audio length, codes)."""
 
     def __init__(self, directory: Path | None) -> None:
         self._directory = directory
@@ -97,7 +98,8 @@ class BalancerState:
         self.supervisor = Supervisor(
             configs, startup_timeout_s=workers.startup_timeout_s,
             restart_backoff_s=workers.restart_backoff_s, max_restarts=workers.max_restarts,
-            stop_timeout_s=workers.stop_timeout_s, on_change=self._workers_changed,
+            stop_timeout_s=workers.stop_timeout_s, ping_interval_s=workers.ping_interval_s,
+            ping_timeout_s=workers.ping_timeout_s, on_change=self._workers_changed,
             on_restart=self.metrics.worker_restarts.inc, on_load=self._worker_load,
         )  # fmt: skip
         self.pool = SlotPool(

@@ -5,7 +5,8 @@ and errors) and :class:`~xtts_balancer.session.SpeechSession` (admission, slot, 
 What is stream-input's own: the first message (ElevenLabs BOS, or the original server's
 ``ttsInitRequest``) with the key it may carry and the settings it fixes, the message set of §2.3,
 one :class:`~xtts_balancer.segments.TextBuffer`, and one generator task that speaks its segments
-in order and answers EOS with the final message and close 1000.
+in order, holding a worker slot per utterance (see :meth:`StreamInput._generate`), and answers
+EOS with the final message and close 1000.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class StreamInput:
             session.authenticate(bearer(key))
         query = link.take_query(init.audio_format if init is not None else None)
         self._configure(query, init, message)
-        await link.acquire(self.language)
+        await link.prepare(self.language)
         self._stream = SocketStream(link, self._speed)
         link.start_generator(self._generate())
         if isinstance(message, SendText | CloseConnection):  # text without a BOS first
@@ -159,10 +160,17 @@ class StreamInput:
     # --- generating ------------------------------------------------------------------------------
 
     async def _generate(self) -> None:
-        """The generator task: speak the segments in order; EOS ends the stream."""
+        """The generator task: speak the segments in order; EOS ends the stream.
+
+        An utterance (segments queued back to back) holds a worker slot from its first segment
+        to its last: with ``queue.slot_lease: utterance`` the slot is given back as soon as
+        nothing is left to say, so a socket idle between turns holds none, and its next turn
+        queues for a slot like any newcomer.
+        """
         while True:
             segment = await self._segments.get()
             if segment is None:
+                self.link.release_idle_slot()
                 await self._stream.finish()
                 await self.link.close(CloseCode.NORMAL)
                 return
@@ -174,6 +182,7 @@ class StreamInput:
             finally:
                 self._busy = not self._segments.empty()
                 if not self._busy:
+                    self.link.release_idle_slot()
                     self.link.last_activity = time.monotonic()  # silence counts from here
 
 

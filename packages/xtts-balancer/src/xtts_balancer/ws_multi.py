@@ -32,8 +32,9 @@ Rules, in the order the spec gives them (§3.1–3.3):
   and 1008, as stream-input does.
 - ``close_socket`` closes every context as above, then the socket with 1000.
 
-Slot policy: a socket holds one worker slot from its first message to its end, as stream-input
-does, and its contexts share it **round-robin by segment** (a sentence, or what the schedule
+Slot policy: a socket holds one worker slot while any of its contexts has something to say, and
+gives it back as soon as none has (idle conversations hold no capacity), as stream-input does;
+its contexts share the slot **round-robin by segment** (a sentence, or what the schedule
 releases): the scheduler runs one segment at a time, taking the next from the context after the
 one it served last. A context's audio is therefore always sent in order and never interleaved
 with another context's within a segment; a long answer in one context delays a new one by at
@@ -149,7 +150,7 @@ class MultiStreamInput:
         self.language = base_language(
             query.language_code or query.language or link.settings.model.language
         )
-        await link.acquire(self.language)
+        await link.prepare(self.language)
         link.start_generator(self._generate())
         await self._apply(first)
         await link.receive_loop(self._handle_text, self._expire_idle)
@@ -270,6 +271,8 @@ class MultiStreamInput:
         """Serve the contexts round-robin, one segment at a time (see the module docstring)."""
         while True:
             context = next((c for c in self._contexts.values() if c.ready), None)
+            if not any(c.segments for c in self._contexts.values()):
+                self.link.release_idle_slot()  # nothing to say: idle contexts hold no slot
             if context is None:
                 if self._closing_socket:
                     await self.link.close(CloseCode.NORMAL)
@@ -304,9 +307,8 @@ class MultiStreamInput:
     async def _finish(self, context: _Context) -> None:
         """A closed context's last frames (unless it was cut short) and its final message."""
         await context.stream.finish(tail=not context.cut)
-        self.link.last_activity = (
-            time.monotonic()
-        )  # a socket left without contexts: its clock starts
+        # A socket left without contexts: its own inactivity clock starts now.
+        self.link.last_activity = time.monotonic()
 
 
 def _parse(text: str) -> MultiStreamInputMessage:

@@ -176,9 +176,23 @@ class SocketLink:
         self.chunk_codes = query.stream_chunk_size or self.settings.stream.chunk_codes
         return query
 
-    async def acquire(self, language: str) -> None:
-        """Check the voice and language, and take a worker slot (waiting is not client silence)."""
+    async def prepare(self, language: str) -> None:
+        """Check the voice; with ``queue.slot_lease: session`` take the socket's slot now."""
         self.session.check_voice(language)
+        if self.settings.queue.slot_lease == "session":
+            await self.hold_slot(language)
+
+    def release_idle_slot(self) -> None:
+        """Nothing is left to say: give the slot back (``queue.slot_lease: utterance``)."""
+        if self.settings.queue.slot_lease == "utterance":
+            self.session.release_slot()
+
+    async def hold_slot(self, language: str) -> None:
+        """Hold a worker slot for an utterance (no-op while one is held): the socket takes its
+        turn in the FIFO queue, and waiting is not client silence. The dialect gives the slot
+        back (:meth:`release_idle_slot`) as soon as it has nothing left to say."""
+        if self.session.has_slot:
+            return
         await self.session.acquire_slot()
         self.session.check_voice(language)  # the first worker may have just become ready
         self.last_activity = time.monotonic()
@@ -256,20 +270,30 @@ class SocketStream:
     """One stream's audio out on a socket: the socket's only one, or one context's."""
 
     def __init__(self, link: SocketLink, speed: float, context_id: str | None = None) -> None:
-        state, stream = link.session.state, link.settings.stream
-        assert state.supervisor.sample_rate is not None
-        encoder = make_encoder(link.query.audio_format, state.supervisor.sample_rate)
-        aligner = SegmentAligner(stream.ms_per_char)
-        first_audio = state.metrics.time_to_first_audio
-        self.out = AudioOut(encoder, aligner, first_audio, stream.max_chunk_ms)
+        stream = link.settings.stream
         self.pacer = Pacer(stream.pacing_lead_ms if stream.pacing else None)
         self.speed = speed
         self.context_id = context_id
         self._link = link
+        self._out: AudioOut | None = None
+
+    @property
+    def out(self) -> AudioOut:
+        """The stream's encoder and aligner, made at its first segment (when a worker is warm,
+        so the model's sample rate is known)."""
+        if self._out is None:
+            state, stream = self._link.session.state, self._link.settings.stream
+            assert state.supervisor.sample_rate is not None
+            encoder = make_encoder(self._link.query.audio_format, state.supervisor.sample_rate)
+            aligner = SegmentAligner(stream.ms_per_char)
+            first_audio = state.metrics.time_to_first_audio
+            self._out = AudioOut(encoder, aligner, first_audio, stream.max_chunk_ms)
+        return self._out
 
     async def speak(self, text: str, language: str) -> None:
         """Speak one segment and send its audio messages, paced (§2.4.1, §3.2)."""
         link = self._link
+        await link.hold_slot(language)
         pieces = link.session.speak(
             text, self.out, language=language, speed=self.speed, seed=link.query.seed,
             chunk_codes=link.chunk_codes,
@@ -280,7 +304,7 @@ class SocketStream:
 
     async def finish(self, *, tail: bool = True) -> None:
         """The stream's last audio (unless ``tail`` is off) and its final message (§2.4.2)."""
-        audio = self.out.finish() if tail else b""
+        audio = self._out.finish() if tail and self._out is not None else b""
         if audio:
             await self._link.send(self._audio(audio, None).to_json())
         final = (
