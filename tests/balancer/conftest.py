@@ -48,10 +48,11 @@ def server(
 def batched_server(
     model_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """ONE worker with two batched slots, an admin listener (``admin_port``) and ``ADMIN_KEY``."""
+    """ONE worker with two batched slots held by open sockets, an admin listener (``admin_port``) and ``ADMIN_KEY``."""
     model_dir, voices = model_files
     config = base_config(model_dir, voices, admin={"key_hashes": [hash_api_key(ADMIN_KEY)]})
     config["workers"]["slots_per_worker"] = 2
+    config["queue"]["slot_lease"] = "session"  # an open socket holds one of the two slots
     config["model"]["max_new_codes"] = 24  # long enough to still be decoding when a client leaves
     srv = start_server(tmp_path_factory.mktemp("batched"), config, admin=True)
     try:

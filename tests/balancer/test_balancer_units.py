@@ -18,18 +18,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xtts_balancer.alignment import SegmentAligner
-from xtts_balancer.app import GenerationLog
 from xtts_balancer.audio import AudioEncoder, alaw_encode, pcm16, ulaw_encode
-from xtts_balancer.auth import Authenticator, bearer, key_from_request
+from xtts_balancer.auth import Authenticator
 from xtts_balancer.errors import SessionError
 from xtts_balancer.pool import NoCapacityError, SlotPool
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.settings import AuthSection, BalancerSettings, hash_api_key
+from xtts_balancer.state import GenerationLog
 from xtts_balancer.supervisor import WorkerHandle
 from xtts_balancer.worker.ipc import WorkerConfig
 from xtts_core.audio import resample
 from xtts_core.errors import SettingsError
-from xtts_core.protocol import AudioFormat
+from xtts_core.protocol import AudioFormat, bearer, message_api_key, request_api_key
 from xtts_core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,10 +216,31 @@ def test_auth_checks_hashes_and_finds_keys_everywhere() -> None:
             auth.check(bad)
         assert info.value.error == "invalid_api_key" and info.value.code == 1008
     assert Authenticator(AuthSection(enabled=False)).check(None) == "anonymous"
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "key"),
+    [
+        ({"xi-api-key": "h", "authorization": "Bearer a"}, {"xi_api_key": "q"}, "h"),
+        ({"authorization": "Bearer a"}, {"xi_api_key": "q"}, "a"),
+        ({"authorization": "bare"}, {}, "bare"),
+        ({}, {"xi_api_key": "q", "authorization": "Bearer qa"}, "q"),
+        ({}, {"authorization": "Bearer qa"}, "qa"),
+        ({"xi-api-key": " ", "authorization": "Bearer "}, {"xi_api_key": ""}, None),
+    ],
+)
+def test_api_key_is_found_in_the_protocols_order(
+    headers: dict[str, str], query: dict[str, str], key: str | None
+) -> None:
+    assert request_api_key(headers, query) == key
+
+
+def test_first_message_key_and_bearer() -> None:
     assert bearer("Bearer tok") == "tok" and bearer("tok") == "tok" and bearer("Bearer ") is None
-    assert key_from_request({"authorization": "Bearer a"}, {}) == "a"
-    assert key_from_request({}, {"xi_api_key": "b"}) == "b"
-    assert key_from_request({"xi-api-key": "c"}, {"xi_api_key": "b"}) == "c"
+    assert message_api_key({"xi_api_key": "a", "authorization": "Bearer b"}) == "a"
+    assert message_api_key({"xi-api-key": "c"}) == "c"
+    assert message_api_key({"authorization": "Bearer b", "xi_api_key": 3}) == "b"
+    assert message_api_key({"text": " "}) is None
 
 
 # --- slot pool ------------------------------------------------------------------------------------

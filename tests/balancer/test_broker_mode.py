@@ -103,6 +103,7 @@ def test_broker_mode_lifecycle_and_graceful_shutdown(
 ) -> None:
     model_dir, voices = model_files
     config = base_config(model_dir, voices)
+    config["queue"]["slot_lease"] = "session"  # an open socket holds its slot
     config["service"].update(
         standalone_mode=False, broker_host="127.0.0.1", broker_port=broker.server_address[1]
     )

@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -44,6 +44,25 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def server(
+    model_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """Two workers whose sockets hold their slot for the whole session
+    (``queue.slot_lease: session``), so an open socket is a held slot; the per-utterance lease
+    is tested in test_session_leases.py."""
+    model_dir, voices = model_files
+    config = base_config(model_dir, voices)
+    config["service"]["instances"] = 2
+    config["queue"]["slot_lease"] = "session"
+    srv = start_server(tmp_path_factory.mktemp("capacity"), config)
+    try:
+        srv.wait_ready(workers=2)
+        yield srv
+    finally:
+        srv.stop()
 
 
 def idle(server: Server) -> int:
@@ -293,7 +312,9 @@ def test_a_capacity_aware_worker_admits_only_its_realtime_streams(
     """End to end: a worker with two slots whose steps all miss the (absurdly strict) real-time
     budget reports one real-time stream, so the second session waits until the first ends."""
     model_dir, voices = model_files
-    config = base_config(model_dir, voices, queue={"max_queue": 2, "queue_timeout_s": 30})
+    config = base_config(
+        model_dir, voices, queue={"max_queue": 2, "queue_timeout_s": 30, "slot_lease": "session"}
+    )
     config["workers"].update(slots_per_worker=2, capacity_aware=True, realtime_safety=1e-6)
     srv = start_server(tmp_path, config)
     try:

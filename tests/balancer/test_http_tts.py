@@ -252,6 +252,21 @@ def test_bearer_and_query_keys_are_accepted(server: Server) -> None:
     assert in_query.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("headers", "query", "status"),
+    [
+        ({"xi-api-key": KEY}, "xi_api_key=wrong", 200),  # a header before the query
+        (None, f"xi_api_key={KEY}&authorization=Bearer%20wrong", 200),  # xi_api_key first
+        ({"xi-api-key": "wrong"}, f"xi_api_key={KEY}", 401),  # the first key found decides
+    ],
+)
+def test_key_precedence_is_the_protocols(
+    server: Server, headers: dict[str, str] | None, query: str, status: int
+) -> None:
+    response = tts(server, query=f"output_format=pcm_16000&{query}", body=SHORT, headers=headers)
+    assert response.status_code == status
+
+
 def wait_idle(server: Server, slots: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while server.get("/workers/idle").json()["idle_workers"] < slots:

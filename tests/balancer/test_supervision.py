@@ -35,8 +35,9 @@ def test_a_worker_that_cannot_start_is_retried_then_left_down(tmp_path: Path) ->
         assert srv.logs().count("failed to start") == 2
         assert srv.get("/health").status_code == 200
         assert srv.get("/ready").status_code == 503
-        with srv.connect(key=None) as ws:
+        with srv.connect(key=None) as ws:  # the first utterance finds no worker slot
             ws.send(json.dumps({"text": " "}))
+            ws.send(json.dumps({"text": "Hi. ", "flush": True}))
             reply = read_until_closed(ws, timeout=10)
         assert reply.close_code == 1013
         assert reply.error is not None and reply.error["error"] == "server_busy"

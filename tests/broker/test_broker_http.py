@@ -196,6 +196,25 @@ def test_a_bad_key_is_refused_at_the_broker(broker: str) -> None:
     assert _metric(broker, "xtts_broker_sessions_routed_total", f'balancer="{REAL}"') == routed
 
 
+@pytest.mark.parametrize(
+    ("headers", "query", "status"),
+    [
+        (HEADERS, {"xi_api_key": "wrong"}, 200),  # a header before the query
+        (
+            None,
+            {"xi_api_key": CLIENT_KEY, "authorization": "Bearer wrong"},
+            200,
+        ),  # xi_api_key first
+        ({"xi-api-key": "wrong"}, {"xi_api_key": CLIENT_KEY}, 401),  # the first key found decides
+    ],
+)
+def test_key_precedence_is_the_protocols(
+    broker: str, headers: dict[str, str] | None, query: dict[str, str], status: int
+) -> None:
+    response = httpx.get(broker + "/v1/models", headers=headers, params=query, timeout=10)
+    assert response.status_code == status
+
+
 def test_voice_management_is_refused_with_a_reason(broker: str) -> None:
     added = httpx.post(
         broker + "/v1/voices/add",

@@ -97,7 +97,8 @@ class Cluster:
         config = base_config(self.model_dir, self.voices)
         join_broker(config, name, self.broker.url, self.broker.port, SECRET)
         config["workers"]["slots_per_worker"] = SLOTS[name]
-        config["queue"] = {"max_queue": 0, "queue_timeout_s": 1.0}
+        # An open socket holds its slot (hold() below), and no balancer queues.
+        config["queue"] = {"max_queue": 0, "queue_timeout_s": 1.0, "slot_lease": "session"}
         directory = self.tmp / f"{name}-{secrets.token_hex(4)}"
         directory.mkdir()
         self.balancers[name] = start_server(directory, config)

@@ -502,7 +502,7 @@ def test_error_message_helpers() -> None:
     assert too_many.message.startswith(
         "Maximum simultaneous contexts per WebSocket connection exceeded (5)."
     )
-    exc = ProtocolError("text: field required")
+    exc = protocol.invalid_message("text: field required")
     assert ErrorMessage.from_error(exc) == ErrorMessage(
         message="text: field required", error="invalid_message", code=1008
     )

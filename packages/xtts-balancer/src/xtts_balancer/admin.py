@@ -21,9 +21,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
-from xtts_balancer.auth import key_from_request
 from xtts_balancer.settings import AdminSection
 from xtts_core.cluster import ApiKeys
+from xtts_core.protocol import request_api_key
 
 __all__ = ["OPEN_PATHS", "PROTECTED_PATHS", "AdminGate"]
 
@@ -63,7 +63,7 @@ class AdminGate:
     def _authorised(self, scope: Scope) -> bool:
         if self._keys is None:
             return True
-        key = key_from_request(Headers(scope=scope), {})  # headers only: URLs end up in logs
+        key = request_api_key(Headers(scope=scope), {})  # headers only: URLs end up in logs
         return key is not None and self._keys.check(key)
 
 

@@ -5,7 +5,7 @@ of a segment is expected to start at ``i * ms_per_char``. A message covering ``[
 the segment's audio takes the characters whose expected start is before ``t0 + d`` (the
 segment's last message takes all that remain) and spreads them evenly over its own ``d``
 milliseconds. So every character is reported exactly once per stream, in order, and each
-message's timings lie inside its own audio (elevenlabs-protocol.md §2.4.1). Characters of a
+message's timings lie inside its own audio (docs/protocol.md §2.4.1). Characters of a
 segment that produced no audio carry over to the next segment's first message.
 """
 

@@ -1,10 +1,9 @@
 """Output encoding: model audio (float32, 24 kHz) -> the bytes of a session's ``output_format``.
 
 ``pcm_R`` is signed 16-bit little-endian mono at R Hz; ``ulaw_8000``/``alaw_8000`` are G.711 at
-8 kHz (elevenlabs-protocol.md §2.8). Rate conversion uses the core's
+8 kHz (docs/protocol.md §2.8). Rate conversion uses the core's
 :class:`~xtts_core.audio.StreamingResampler`, which carries the filter state across the chunks of
-a segment, so chunk joins do not click as they did when the original resampled each chunk alone
-(original-spec.md §1.6). Each segment is flushed at its end (the model's audio starts and ends
+a segment, so chunk joins do not click (resampling each chunk alone would). Each segment is flushed at its end (the model's audio starts and ends
 there), which gives exactly the one-shot resampling of that segment. The G.711 encoders are the
 classic Sun reference algorithms (as in CPython's former ``audioop``), vectorised with numpy.
 """

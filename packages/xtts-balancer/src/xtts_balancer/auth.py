@@ -1,42 +1,19 @@
-"""API keys: where a client may put one, and checking it against the configured hashes.
+"""API keys: checking the key a client sent against the configured hashes.
 
-A key may come in the ``xi-api-key`` header, an ``Authorization: Bearer`` header, the
-``xi_api_key``/``authorization`` query parameters, or the first message's ``xi_api_key``
-(``xi-api-key``)/``authorization`` fields (elevenlabs-protocol.md §1.2). Keys are stored as
+Where a client may put its key, and in which order the places are read, is the protocol's
+(:func:`xtts_core.protocol.request_api_key`, docs/protocol.md §1.2), the same at the broker. Keys are stored as
 SHA-256 hashes and checked by :class:`xtts_core.cluster.ApiKeys`, the same code the broker uses:
 the presented key's hash is compared with every stored hash in constant time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from xtts_balancer.errors import SessionError
 from xtts_balancer.settings import AuthSection
 from xtts_core.cluster import ApiKeys, hash_api_key
 from xtts_core.protocol import ErrorCode
 
-__all__ = ["Authenticator", "bearer", "key_from_request"]
-
-
-def bearer(value: str | None) -> str | None:
-    """The token of ``Bearer <token>`` (or the bare value); ``None`` for nothing."""
-    if not value:
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() == "bearer":
-        return token.strip() or None
-    return value.strip()
-
-
-def key_from_request(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-    """The key sent with the handshake, if any (headers first, then the query)."""
-    return (
-        headers.get("xi-api-key")
-        or bearer(headers.get("authorization"))
-        or query.get("xi_api_key")
-        or bearer(query.get("authorization"))
-    )
+__all__ = ["Authenticator"]
 
 
 class Authenticator:

@@ -1,5 +1,5 @@
 """What the balancer accepts beyond ElevenLabs': the original server's query parameters and its
-``ttsInitRequest`` first message (original-spec.md §1.2-1.3), so that its clients keep working.
+``ttsInitRequest`` first message, so that its clients keep working.
 Where both name the same thing, ElevenLabs' spelling wins (see the package README).
 """
 
@@ -15,7 +15,7 @@ __all__ = ["BalancerQuery", "TtsInitRequest"]
 
 
 class BalancerQuery(StreamInputQuery):
-    """ElevenLabs' query parameters plus those the original server read (original-spec.md §1.2)."""
+    """ElevenLabs' query parameters plus those the original server read."""
 
     language: str | None = None
     """The original's language parameter; ``language_code`` wins when both are given."""
@@ -45,7 +45,7 @@ class _InitGenerationConfig(BaseModel):
 
 
 class TtsInitRequest(BaseModel):
-    """The original server's optional first message ``{"type": "ttsInitRequest", ...}`` (§1.3)."""
+    """The original server's optional first message ``{"type": "ttsInitRequest", ...}``."""
 
     model_config = ConfigDict(extra="ignore")
 

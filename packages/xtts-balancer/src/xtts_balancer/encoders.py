@@ -3,7 +3,7 @@
 One :class:`CompressedEncoder` lives as long as one stream (a websocket session or an HTTP
 request), so the bytes it hands out concatenate into one valid file: raw MPEG audio frames for
 mp3 (no ID3 tag, no Xing frame, which would need seeking back), an Ogg/Opus stream for opus
-(elevenlabs-protocol.md §2.8). Every :meth:`~CompressedEncoder.encode` returns whatever the
+(docs/protocol.md §2.8). Every :meth:`~CompressedEncoder.encode` returns whatever the
 encoder has finished so far, so the first bytes leave as soon as the first audio exists; only
 the encoder's own look-ahead (one MPEG frame, a few ms of Opus) waits for :meth:`finish`. Ogg
 pages are cut every 20 ms instead of FFmpeg's default second, for the same reason.

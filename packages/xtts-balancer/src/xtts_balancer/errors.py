@@ -1,43 +1,31 @@
 """Why a session ends early: :class:`SessionError`, sent as an ElevenLabs-style error, then a close.
 
-The ``error`` codes reuse the real service's where one exists (elevenlabs-protocol.md §2.4.3,
-:class:`xtts_core.protocol.ErrorCode`); the rest are ours and listed in :class:`BalancerError`.
+Its ``error`` is one of the protocol's codes (:class:`xtts_core.protocol.ErrorCode`,
+docs/protocol.md §5): the websocket sends it in the error message (§2.4.3), the HTTP endpoints
+answer with its status (:func:`xtts_core.protocol.http_status`).
 """
 
 from __future__ import annotations
 
-from enum import Enum
-
 from xtts_core.errors import ProtocolError
 from xtts_core.protocol import CloseCode, ErrorCode, ErrorMessage
 
-__all__ = ["BalancerError", "SessionError"]
-
-
-class BalancerError(str, Enum):
-    """``error`` codes of our own, for failures the real service has no published code for."""
-
-    SERVER_BUSY = "server_busy"
-    WORKER_FAILED = "worker_failed"
-    INTERNAL_ERROR = "internal_error"
-    MESSAGE_TOO_BIG = "message_too_big"
-    UNSUPPORTED_DATA = "unsupported_data"
-    TEXT_TOO_LONG = "text_too_long"
-    TOO_MANY_SESSIONS = "too_many_sessions"
-    SHUTTING_DOWN = "shutting_down"
-    CONTEXT_CLOSING = "context_closing"
+__all__ = ["SessionError"]
 
 
 class SessionError(Exception):
     """End the session with ``{"message", "error", "code"}`` and close ``code``."""
 
     def __init__(
-        self, message: str, error: str | Enum, code: int = CloseCode.POLICY_VIOLATION
-    ) -> None:
+        self, message: str, error: ErrorCode | str, code: int = CloseCode.POLICY_VIOLATION,
+        *, status: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.message = message
-        self.error = error.value if isinstance(error, Enum) else error
+        self.error = error.value if isinstance(error, ErrorCode) else error
         self.code = int(code)
+        self.status = status
+        """The HTTP status, where it is not the error code's (:func:`~xtts_core.protocol.http_status`)."""
 
     @classmethod
     def from_protocol(cls, exc: ProtocolError) -> SessionError:

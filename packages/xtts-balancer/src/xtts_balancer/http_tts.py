@@ -1,9 +1,11 @@
 """HTTP speech: ``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-timestamps``
-and ``/stream/with-timestamps`` variants (elevenlabs-protocol.md §4.1-4.2).
+and ``/stream/with-timestamps`` variants (docs/protocol.md §4.1-4.2).
 
-A request runs the websocket's path (:mod:`xtts_balancer.jobs`): admitted with the same key
-rules, it takes one worker slot from the same FIFO queue for its whole text, which is split into
-sentences by the core's splitter and spoken one job per sentence. Everything that can be refused
+A thin dialect over :class:`~xtts_balancer.session.SpeechSession`, the websockets' session layer:
+admitted with the same rules (draining, ``limits.max_sessions``, the key and its limit), it takes
+one worker slot from the same FIFO queue for its whole text, which is split into sentences by the
+same :class:`~xtts_balancer.segments.TextBuffer` and spoken one job per sentence, its audio cut
+into pieces with alignment by the same :class:`~xtts_balancer.sending.AudioOut`. Everything that can be refused
 is checked before the first byte, so those errors get their status code: the body (422 naming
 the field; ``text`` is required, every other field has ElevenLabs' default), ``output_format``
 (422 listing the valid ones), the voice (404 ``voice_not_found``), the language and the queue.
@@ -11,15 +13,14 @@ A failure after streaming began aborts the response, so the client sees a trunca
 rather than a short file that looks complete. A client that leaves cancels the job at once, for
 a whole-file request too (its ``http.disconnect`` is watched while the audio is made).
 
-From its slot to its end a request is a session like a websocket: counted in the session
+From its admission to its end a request is a session like a websocket: counted in the session
 metrics (with time-to-first-audio and real-time factor per sentence, and a generation-log line),
 and drained on shutdown: it may finish within ``service.graceful_timeout_s``, after which a
 whole-file request is answered 503 ``shutting_down`` and a stream is aborted.
 
 Alignment is estimated as on the websocket (:class:`~xtts_balancer.alignment.SegmentAligner`):
 each piece of audio carries the characters expected in it, with times in seconds from the start
-of this request's audio. Pieces hold back the last ``HOLDBACK_MS`` of each chunk so a
-sentence's last piece has audio for its remaining characters. Accepted and ignored:
+of this request's audio. Accepted and ignored:
 ``model_id`` (logged when it is not ours), ``previous_text``/``next_text`` and request ids
 (XTTS takes no context), ``optimize_streaming_latency`` (the first chunk is always small),
 ``voice_settings`` other than ``speed``, ``pronunciation_dictionary_locators``, ``audio_effects``
@@ -34,46 +35,41 @@ import contextlib
 import io
 import json
 import logging
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import soundfile
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from xtts_balancer.alignment import SegmentAligner
 from xtts_balancer.encoders import content_type, make_encoder
-from xtts_balancer.errors import BalancerError, SessionError
-from xtts_balancer.http_common import (
-    ApiError,
-    ValidationErrorItem,
-    admit,
-    balancer_state,
-    parse_model,
+from xtts_balancer.errors import SessionError
+from xtts_balancer.http_common import ApiError, parse_model
+from xtts_balancer.http_models import (
+    AudioWithTimestamps,
+    CharacterAlignment,
+    FileQuery,
+    SpeechRequest,
+    StreamingQuery,
 )
-from xtts_balancer.jobs import acquire_slot, job_events, new_job, record_segment
 from xtts_balancer.models_api import note_model_id
-from xtts_balancer.pool import Lease
-from xtts_balancer.sending import HOLDBACK_MS
-from xtts_balancer.worker.ipc import Chunk
-from xtts_core.protocol import Alignment, CloseCode, ErrorCode, OutputFormat, VoiceSettings
-from xtts_core.protocol.formats import _check_output_format
+from xtts_balancer.segments import TextBuffer
+from xtts_balancer.sending import AudioOut
+from xtts_balancer.session import SpeechSession, shutting_down
+from xtts_balancer.state import balancer_state
+from xtts_core.protocol import (
+    DEFAULT_CHUNK_LENGTH_SCHEDULE,
+    Alignment,
+    ErrorCode,
+    OutputFormat,
+    request_api_key,
+)
 from xtts_core.text.limits import base_language
-from xtts_core.text.split import IncrementalSplitter
-
-if TYPE_CHECKING:
-    from xtts_balancer.app import BalancerState
 
 __all__ = [
-    "AudioWithTimestamps",
-    "CharacterAlignment",
-    "SpeechQuery",
-    "SpeechRequest",
     "speech",
     "speech_stream",
     "speech_stream_with_timestamps",
@@ -88,82 +84,6 @@ MAX_BODY_BYTES = 1 << 20
 CLIENT_CLOSED_REQUEST = 499
 
 
-class PronunciationDictionaryLocator(BaseModel):
-    pronunciation_dictionary_id: str
-    version_id: str | None = None
-
-
-class SpeechRequest(BaseModel):
-    """The JSON body of every speech endpoint; only ``text`` is required (§4.1)."""
-
-    model_config = ConfigDict(extra="ignore", protected_namespaces=())
-
-    text: str = Field(min_length=1)
-    """What to say."""
-    model_id: str = "eleven_multilingual_v2"
-    """Accepted whatever it names; this server speaks with the one model it loaded."""
-    language_code: str | None = None
-    """ISO 639-1 language; none = the server's ``model.language``."""
-    voice_settings: VoiceSettings | None = None
-    """Only ``speed`` changes the audio."""
-    pronunciation_dictionary_locators: list[PronunciationDictionaryLocator] | None = Field(
-        None, max_length=3
-    )
-    """Accepted and ignored."""
-    seed: int | None = Field(None, ge=0, le=4294967295)
-    """Sampling seed of every sentence (the same seed gives the same audio)."""
-    previous_text: str | None = None
-    """Accepted and ignored (XTTS takes no context)."""
-    next_text: str | None = None
-    """Accepted and ignored."""
-    previous_request_ids: list[str] | None = Field(None, max_length=3)
-    next_request_ids: list[str] | None = Field(None, max_length=3)
-    use_pvc_as_ivc: bool = False
-    apply_text_normalization: Literal["auto", "on", "off"] = "auto"
-    apply_language_text_normalization: bool = False
-    audio_effects: dict[str, Any] | None = None
-
-
-class SpeechQuery(BaseModel):
-    """Query parameters of the speech endpoints (§4.1)."""
-
-    output_format: OutputFormat = OutputFormat.MP3_44100_128
-    """Audio encoding; ``wav_*`` only for the whole-file endpoint."""
-    optimize_streaming_latency: int | None = Field(None, ge=0, le=4)
-    """Accepted and ignored (the first chunk is always small)."""
-    enable_logging: bool = True
-
-
-class _StreamingQuery(SpeechQuery):
-    @field_validator("output_format", mode="before")
-    @classmethod
-    def _streamable(cls, value: object) -> OutputFormat:
-        return _check_output_format(value, streaming=True)
-
-
-class _FileQuery(SpeechQuery):
-    @field_validator("output_format", mode="before")
-    @classmethod
-    def _known(cls, value: object) -> OutputFormat:
-        return _check_output_format(value, streaming=False)
-
-
-class CharacterAlignment(BaseModel):
-    """Characters with start and end times in seconds from the start of the request's audio."""
-
-    characters: list[str]
-    character_start_times_seconds: list[float]
-    character_end_times_seconds: list[float]
-
-
-class AudioWithTimestamps(BaseModel):
-    """``/with-timestamps`` body, and each line of ``/stream/with-timestamps``."""
-
-    audio_base64: str
-    alignment: CharacterAlignment | None
-    normalized_alignment: CharacterAlignment | None
-
-
 @dataclass
 class _Piece:
     audio: bytes
@@ -172,121 +92,77 @@ class _Piece:
 
 @dataclass(eq=False)
 class _Speech:
-    """One admitted request, holding its slot until :meth:`release`; a
-    :class:`~xtts_balancer.jobs.Session` from :meth:`open` to :meth:`release`, so it is counted in
-    the session metrics and drained on shutdown like a websocket."""
+    """One admitted request and its :class:`SpeechSession`, which holds the slot until
+    :meth:`release`; ended early by :meth:`end` or by the drain."""
 
-    state: BalancerState
-    voice_id: str
+    session: SpeechSession
     segments: list[str]
     language: str
     speed: float
     seed: int | None
     output_format: OutputFormat
-    lease: Lease
-    identity: str | None
-    _task: asyncio.Task[Any] | None = field(default=None, init=False)
     _ended_by: SessionError | None = field(default=None, init=False)
 
-    def open(self) -> None:
-        self.state.sessions.add(self)
-        self.state.metrics.sessions_active.inc()
-        self.state.metrics.sessions_total.inc()
-
     def release(self) -> None:
-        self.state.pool.release(self.lease)
-        if self.identity is not None:
-            self.state.key_sessions[self.identity] -= 1
-            self.identity = None
-        if self in self.state.sessions:
-            self.state.sessions.discard(self)
-            self.state.metrics.sessions_active.dec()
-
-    def going_away(self) -> None:
-        """The shutdown grace period is over: end with ``shutting_down``."""
-        self.end(_shutting_down())
+        self.session.close()
 
     def end(self, reason: SessionError) -> None:
         """Stop generating now: the running job is cancelled and :meth:`pieces` raises
         ``reason``."""
         self._ended_by = reason
-        if self._task is not None:
-            self._task.cancel()
+        if self.session.task is not None:
+            self.session.task.cancel()
+
+    def _reason(self) -> SessionError | None:
+        return self._ended_by or (shutting_down() if self.session.gone_away else None)
 
     async def pieces(self) -> AsyncIterator[_Piece]:
         """The audio in pieces as it is made (see :meth:`_pieces`).
 
         Raises:
-            SessionError: a job failed, or the reason given to :meth:`end`.
+            SessionError: a job failed, or the request was ended (:meth:`end`, the drain).
         """
-        self._task = asyncio.current_task()
+        session = self.session
+        session.task = asyncio.current_task()
         try:
-            if self._ended_by is not None:
-                raise self._ended_by
+            if (reason := self._reason()) is not None:
+                raise reason
             async with contextlib.aclosing(self._pieces()) as pieces:  # closed (job cancelled)
                 async for piece in pieces:  # at once when the consumer stops early
                     yield piece
         except asyncio.CancelledError:
-            if self._ended_by is None:
+            reason = self._reason()
+            if reason is None:
                 raise
-            if self._task is not None:
-                self._task.uncancel()
-            raise self._ended_by from None
+            if session.task is not None:
+                session.task.uncancel()
+            raise reason from None
         finally:
-            self._task = None
+            session.task = None
 
     async def _pieces(self) -> AsyncGenerator[_Piece, None]:
         """The audio in pieces as it is made, with alignment (see the module docstring)."""
-        state = self.state
+        session = self.session
+        state = session.state
         assert state.supervisor.sample_rate is not None
-        rate = state.supervisor.sample_rate
-        encoder = make_encoder(self.output_format.audio_format, rate)
+        encoder = make_encoder(self.output_format.audio_format, state.supervisor.sample_rate)
         aligner = SegmentAligner(state.settings.stream.ms_per_char)
-        hold = rate * HOLDBACK_MS // 1000
+        out = AudioOut(encoder, aligner, state.metrics.time_to_first_audio)
         offset_ms = 0.0
         for index, segment in enumerate(self.segments):
-            aligner.start(segment + (" " if index < len(self.segments) - 1 else ""), self.speed)
-            job = new_job(
-                state, segment, language=self.language, voice_id=self.voice_id, speed=self.speed,
-                seed=self.seed,
+            separator = " " if index < len(self.segments) - 1 else ""
+            spoken = session.speak(
+                segment, out, language=self.language, speed=self.speed, seed=self.seed,
+                separator=separator,
             )  # fmt: skip
-            held = np.zeros(0, np.float32)
-            started, first_audio_s, segment_ms = time.monotonic(), None, 0.0
-            async with contextlib.aclosing(job_events(state, self.lease, job)) as events:
-                async for event in events:
-                    if self._ended_by is not None:  # a cancel is lost if a chunk came with it
-                        raise self._ended_by
-                    if isinstance(event, Chunk):
-                        samples = np.concatenate([held, np.frombuffer(event.samples, np.float32)])
-                        cut = max(samples.size - hold, 0)
-                        samples, held = samples[:cut], samples[cut:]
-                    else:
-                        samples = held
-                    last = not isinstance(event, Chunk)
-                    duration_ms = samples.size * 1000.0 / rate
-                    audio = encoder.encode(samples) + (encoder.end_segment() if last else b"")
-                    alignment = _seconds(aligner.take(duration_ms, last=last), offset_ms)
-                    offset_ms += duration_ms
-                    segment_ms += duration_ms
-                    if audio and first_audio_s is None:
-                        first_audio_s = time.monotonic() - started
-                        state.metrics.time_to_first_audio.observe(first_audio_s)
-                    if audio or alignment is not None:
-                        yield _Piece(audio, alignment)
-                    if not isinstance(event, Chunk):
-                        record_segment(
-                            state, event, started=started, first_audio_s=first_audio_s,
-                            audio_ms=segment_ms,
-                        )  # fmt: skip
-        tail = encoder.finish()
+            async for piece in spoken:
+                if (reason := self._reason()) is not None:  # a cancel is lost if a chunk came
+                    raise reason
+                yield _Piece(piece.audio, _seconds(piece.alignment, offset_ms))
+                offset_ms += piece.duration_ms
+        tail = out.finish()
         if tail:
             yield _Piece(tail, None)
-
-
-def _shutting_down() -> SessionError:
-    return SessionError(
-        "The server is shutting down.", BalancerError.SHUTTING_DOWN, CloseCode.GOING_AWAY
-    )
 
 
 def _seconds(alignment: Alignment | None, offset_ms: float) -> CharacterAlignment | None:
@@ -304,86 +180,72 @@ def _seconds(alignment: Alignment | None, offset_ms: float) -> CharacterAlignmen
 
 
 async def _prepare(request: Request, *, streaming: bool) -> _Speech:
-    """Validate, admit and take a slot (every refusal happens here, before any audio)."""
-    state = balancer_state(request)
-    identity = admit(request)
+    """Admit, validate and take a slot (every refusal happens here, before any audio)."""
+    session = SpeechSession(balancer_state(request), request.path_params["voice_id"], "http")
     try:
-        query_model = _StreamingQuery if streaming else _FileQuery
+        session.admit(
+            request.method, request.url.path, request.headers,
+            request_api_key(request.headers, request.query_params),
+        )  # fmt: skip
+        if session.needs_key:
+            session.authenticate(None)
+        session.open()
+        query_model = StreamingQuery if streaming else FileQuery
         query = parse_model(query_model, dict(request.query_params), "query")
-        speech = parse_model(SpeechRequest, await _read_json(request), "body")
-        return await _admitted(request, state, query, speech, identity)
+        body = parse_model(SpeechRequest, await _read_json(request), "body")
+        return await _admitted(session, query.output_format, body)
+    except SessionError as exc:
+        session.close()
+        raise ApiError.from_session(exc) from None
     except BaseException:
-        if identity is not None:
-            state.key_sessions[identity] -= 1
+        session.close()
         raise
 
 
 async def _admitted(
-    request: Request, state: BalancerState, query: SpeechQuery, speech: SpeechRequest,
-    identity: str | None,
-) -> _Speech:  # fmt: skip
-    voice_id = request.path_params["voice_id"]
-    note_model_id(speech.model_id)
-    limit = state.settings.limits.max_text_chars
-    if len(speech.text) > limit:
-        raise ApiError(422, "text_too_long", f"text is longer than {limit} characters")
-    language = base_language(speech.language_code or state.settings.model.language)
-    _check_voice(state, voice_id, language)
+    session: SpeechSession, output_format: OutputFormat, body: SpeechRequest
+) -> _Speech:
+    settings = session.settings
+    note_model_id(body.model_id)
+    limit = settings.limits.max_text_chars
+    if len(body.text) > limit:
+        raise ApiError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {limit} characters")
+    language = base_language(body.language_code or settings.model.language)
+    _check_voice(session, language)
+    await session.acquire_slot()
+    _check_voice(session, language)  # the first worker may have just become ready
+    buffer = TextBuffer(language, DEFAULT_CHUNK_LENGTH_SCHEDULE)
+    speed = body.voice_settings.speed if body.voice_settings is not None else 1.0
+    return _Speech(
+        session, buffer.add(body.text, flush=True), language, speed, body.seed, output_format
+    )
+
+
+def _check_voice(session: SpeechSession, language: str) -> None:
+    """:meth:`SpeechSession.check_voice` in ElevenLabs' HTTP words: a bad language is a 422
+    naming ``language_code``."""
     try:
-        lease = await acquire_slot(state)
+        session.check_voice(language)
     except SessionError as exc:
-        raise ApiError.from_session(exc) from None
-    try:
-        _check_voice(state, voice_id, language)  # the first worker may have just become ready
-    except ApiError:
-        state.pool.release(lease)
+        if exc.error == ErrorCode.INVALID_MESSAGE.value:
+            raise ApiError.invalid(["body", "language_code"], exc.message) from None
+        if exc.error == ErrorCode.VOICE_NOT_FOUND.value:
+            message = f"A voice for the voice_id {session.voice_id} was not found."
+            raise ApiError(ErrorCode.VOICE_NOT_FOUND, message) from None
         raise
-    splitter = IncrementalSplitter(language)
-    segments = splitter.feed(speech.text) + splitter.flush()
-    settings = speech.voice_settings
-    speed = settings.speed if settings is not None else 1.0
-    prepared = _Speech(
-        state, voice_id, segments, language, speed, speech.seed, query.output_format, lease,
-        identity,
-    )  # fmt: skip
-    prepared.open()
-    return prepared
-
-
-def _check_voice(state: BalancerState, voice_id: str, language: str) -> None:
-    supervisor = state.supervisor
-    if supervisor.voices and voice_id not in supervisor.voices:
-        raise ApiError(
-            404, ErrorCode.VOICE_NOT_FOUND.value,
-            f"A voice for the voice_id {voice_id} was not found.",
-        )  # fmt: skip
-    if supervisor.languages and language not in supervisor.languages:
-        raise ApiError.validation(
-            [
-                _item(
-                    ["body", "language_code"],
-                    f"language {language!r} is not supported; supported: "
-                    + ", ".join(sorted(supervisor.languages)),
-                )
-            ]
-        )
-
-
-def _item(loc: list[str | int], msg: str) -> ValidationErrorItem:
-    return ValidationErrorItem(loc=loc, msg=msg, type="value_error")
 
 
 async def _read_json(request: Request) -> object:
     size = int(request.headers.get("content-length") or 0)
     if size > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
-        raise ApiError.validation([_item(["body"], f"body is not valid JSON: {exc}")]) from None
+        raise ApiError.invalid(["body"], f"body is not valid JSON: {exc}") from None
 
 
 class _LeasedStream(StreamingResponse):
@@ -419,8 +281,8 @@ async def _collect(request: Request, speech: _Speech) -> list[_Piece] | None:
     try:
         await asyncio.wait({collecting, client_gone}, return_when=asyncio.FIRST_COMPLETED)
         if not collecting.done():
-            logger.info("voice %r: the client left; generation cancelled", speech.voice_id)
-            speech.end(SessionError("The client left.", "client_left"))
+            logger.info("%s: the client left; generation cancelled", speech.session.tag)
+            speech.end(SessionError("The client left.", ErrorCode.CLIENT_LEFT))
             with contextlib.suppress(asyncio.CancelledError, SessionError):
                 await collecting
             return None
@@ -506,7 +368,7 @@ async def _stream_bytes(prepared: _Speech, lines: bool) -> AsyncIterator[bytes]:
             yield line.model_dump_json().encode() + b"\n"
     except SessionError as exc:  # headers are out: abort the transfer so the client notices
         logger.warning(
-            "voice %r: speech stream failed: %s (%s)", prepared.voice_id, exc.message, exc.error
+            "%s: speech stream failed: %s (%s)", prepared.session.tag, exc.message, exc.error
         )
         raise
 

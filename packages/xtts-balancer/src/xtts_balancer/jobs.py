@@ -15,27 +15,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Protocol
 
-from xtts_balancer.errors import BalancerError, SessionError
+from xtts_balancer.errors import SessionError
 from xtts_balancer.pool import Lease, NoCapacityError
+from xtts_balancer.state import BalancerState
 from xtts_balancer.supervisor import WorkerLost
 from xtts_balancer.worker.ipc import Chunk, Job, JobDone, JobFailed
 from xtts_core.aio import wait_within
-from xtts_core.protocol import CloseCode
+from xtts_core.protocol import CloseCode, ErrorCode
 
-if TYPE_CHECKING:
-    from xtts_balancer.app import BalancerState
-
-__all__ = ["Session", "acquire_slot", "admit_key", "job_events", "new_job", "record_segment"]
-
-
-class Session(Protocol):
-    """An open speech session (a websocket or an HTTP speech request), in ``state.sessions``
-    while it runs, so the graceful drain waits for it and then ends it."""
-
-    def going_away(self) -> None:
-        """End now: the shutdown grace period is over."""
+__all__ = ["acquire_slot", "admit_key", "job_events", "new_job", "record_segment"]
 
 
 def admit_key(state: BalancerState, key: str | None) -> str:
@@ -50,7 +39,7 @@ def admit_key(state: BalancerState, key: str | None) -> str:
     if limit is not None and state.key_sessions[identity] >= limit:
         raise SessionError(
             f"Too many concurrent sessions for this API key (limit {limit}).",
-            BalancerError.TOO_MANY_SESSIONS,
+            ErrorCode.TOO_MANY_SESSIONS,
         )
     state.key_sessions[identity] += 1
     return identity
@@ -68,7 +57,7 @@ async def acquire_slot(state: BalancerState) -> Lease:
     try:
         lease = await state.pool.acquire()
     except NoCapacityError as exc:
-        raise SessionError(str(exc), BalancerError.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER) from None
+        raise SessionError(str(exc), ErrorCode.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER) from None
     finally:
         metrics.queue_length.dec()
     metrics.queue_wait.observe(time.monotonic() - t0)
@@ -118,14 +107,14 @@ async def job_events(
             if isinstance(event, JobFailed):
                 code = (
                     CloseCode.INTERNAL_ERROR
-                    if event.error == BalancerError.INTERNAL_ERROR.value
+                    if event.error in (ErrorCode.INTERNAL_ERROR, ErrorCode.WORKER_FAILED)
                     else CloseCode.POLICY_VIOLATION
                 )
                 raise SessionError(event.message, event.error, code)
             assert isinstance(event, WorkerLost)
             raise SessionError(
                 f"Synthesis failed: {event.message}. Please retry.",
-                BalancerError.WORKER_FAILED, CloseCode.INTERNAL_ERROR,
+                ErrorCode.WORKER_FAILED, CloseCode.INTERNAL_ERROR,
             )  # fmt: skip
     finally:
         if not finished:

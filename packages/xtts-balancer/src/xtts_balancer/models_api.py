@@ -15,7 +15,8 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from xtts_balancer.http_common import balancer_state, check_caller
+from xtts_balancer.http_common import check_caller
+from xtts_balancer.state import balancer_state
 from xtts_core.config import XTTS_V2_LANGUAGES
 
 __all__ = ["MODEL_ID", "Language", "ModelResponse", "list_models", "note_model_id"]

@@ -19,11 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xtts_balancer.__about__ import __version__
-from xtts_balancer.http_common import ErrorResponse, ValidationErrorResponse
+from xtts_balancer.http_models import AudioWithTimestamps, SpeechQuery, SpeechRequest
 from xtts_balancer.http_tts import (
-    AudioWithTimestamps,
-    SpeechQuery,
-    SpeechRequest,
     speech,
     speech_stream,
     speech_stream_with_timestamps,
@@ -39,6 +36,7 @@ from xtts_balancer.voices_api import (
     get_voice,
     list_voices,
 )
+from xtts_core.protocol import ErrorResponse, ValidationErrorResponse
 
 __all__ = ["ENDPOINTS", "Endpoint", "api_routes", "openapi_document", "openapi_json"]
 

@@ -1,11 +1,12 @@
 """Slots: who may use which worker, first free slot in worker order, with a bounded FIFO queue.
 
-A session holds one slot from its first message to its end (as the original held a worker for
-the socket's lifetime), so capacity is the number of free slots over the warm workers, and
+A session leases one slot per utterance (a websocket: while it has something to say; an HTTP
+request: for its whole text), so capacity is the number of free slots over the warm workers, and
 ``GET /workers/idle`` reports exactly that. When no slot is free a session waits in a FIFO queue
 of at most ``max_queue`` entries for at most ``queue_timeout_s``; beyond either it is refused
 (the caller answers with an ElevenLabs-style error and close 1013). Slots are handed to waiters
-in arrival order the moment one frees or a worker becomes ready: no polling.
+in arrival order the moment one frees or a worker becomes ready: no polling, and a socket's next
+turn queues behind those already waiting.
 
 With ``capacity_aware`` a worker's slots are further limited to the streams it last reported it
 can keep faster than real time (:attr:`WorkerHandle.realtime_streams`; a worker that has not

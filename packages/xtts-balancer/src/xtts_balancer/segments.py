@@ -3,7 +3,7 @@
 Text goes through the core's :class:`~xtts_core.text.split.IncrementalSplitter` as it arrives, so
 every sentence is spoken as soon as its end is certain (an LLM's streamed tokens become speech
 early, and "Dr. Smith" or "3.5" are never cut). What the splitter still holds is spoken as
-ElevenLabs does it (elevenlabs-protocol.md §2.5): when it reaches the next
+ElevenLabs does it (docs/protocol.md §2.5): when it reaches the next
 ``chunk_length_schedule`` threshold (the last value repeats), on ``try_trigger_generation`` with
 at least 50 characters (the schedule does not advance), or in ``auto_mode`` on every message --
 each time up to the last whitespace, so a half-sent word stays -- and whole on ``flush`` and at

@@ -1,77 +1,98 @@
-"""Audio out: one segment's encoded audio as audio messages with alignment, optionally paced.
+"""Audio out: one stream's encoded audio in pieces with the characters each carries.
 
-:class:`AudioSender` holds back the last ``HOLDBACK_MS`` of every chunk, so the segment's last
-message always has audio to carry the segment's remaining characters (each character is reported
-once, elevenlabs-protocol.md §2.4.1), and splits audio at ``stream.max_chunk_ms`` so every frame
-stays far below the official SDK's 1 MiB limit. :class:`Pacer` keeps audio at most a lead ahead of
-real time when ``stream.pacing`` is on; its clock restarts with every burst of speech.
+:class:`AudioOut` is shared by every dialect: a websocket sends each :class:`Piece` as an audio
+message, HTTP writes its bytes (and, with timestamps, its alignment in seconds). It holds back the
+last ``HOLDBACK_MS`` of every chunk, so a segment's last piece always has audio to carry the
+segment's remaining characters (each character is reported once, docs/protocol.md §2.4.1), and
+splits audio at ``max_chunk_ms`` so every websocket frame stays far below the official SDK's
+1 MiB limit. :class:`Pacer` keeps audio at most a lead ahead of real time when ``stream.pacing``
+is on; its clock restarts with every burst of speech.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import Histogram
-from starlette.websockets import WebSocket
 
 from xtts_balancer.alignment import SegmentAligner
 from xtts_balancer.encoders import StreamEncoder
-from xtts_core.protocol import AudioOutput, AudioOutputMulti
+from xtts_core.protocol import Alignment
 
-__all__ = ["HOLDBACK_MS", "AudioSender", "Pacer"]
+__all__ = ["HOLDBACK_MS", "AudioOut", "Pacer", "Piece"]
 
 #: Audio kept back at the end of each chunk (see the module docstring).
 HOLDBACK_MS = 20
 
 
-class AudioSender:
-    """Turns one segment's encoded audio into messages: holds back ``HOLDBACK_MS`` so the last
-    message carries the segment's remaining characters, splits at ``max_chunk_ms``."""
+@dataclass(frozen=True)
+class Piece:
+    """Encoded audio and the characters expected in it (times relative to its start)."""
+
+    audio: bytes
+    alignment: Alignment | None
+    duration_ms: float
+
+
+class AudioOut:
+    """One stream's encoder and aligner: segments in, :class:`Piece` s out."""
 
     def __init__(
-        self, ws: WebSocket, encoder: StreamEncoder, aligner: SegmentAligner, pacer: Pacer,
-        max_chunk_ms: int, first_audio: Histogram, context_id: str | None = None,
+        self, encoder: StreamEncoder, aligner: SegmentAligner, first_audio: Histogram,
+        max_chunk_ms: int | None = None,
     ) -> None:  # fmt: skip
-        self._ws = ws
-        self._encoder = encoder
+        self.encoder = encoder
         self._aligner = aligner
-        self._pacer = pacer
-        self._max_chunk_ms = max_chunk_ms
         self._first_audio = first_audio
-        self._context_id = context_id  # a multi-stream context: its replies carry the id
-        self._t0 = time.monotonic()
+        self._max_chunk_ms = max_chunk_ms
+        self._hold = int(encoder.bytes_per_second * HOLDBACK_MS / 1000) // 2 * 2
         self._held = b""
-        self._hold = int(self._encoder.bytes_per_second * HOLDBACK_MS / 1000) // 2 * 2
+        self._t0 = time.monotonic()
         self.audio_ms = 0.0
+        """Audio of the current segment handed out so far."""
         self.first_audio_s: float | None = None
+        """How long the current segment's first audio took (``None``: none yet)."""
 
-    async def push(self, data: bytes) -> None:
-        data = self._held + data
+    def start(self, text: str, speed: float) -> None:
+        """Begin a segment of ``text`` spoken at ``speed``."""
+        self._aligner.start(text, speed)
+        self._t0 = time.monotonic()
+        self.audio_ms = 0.0
+        self.first_audio_s = None
+
+    def push(self, samples: np.ndarray) -> list[Piece]:
+        """Pieces of the segment's next chunk (float32 samples at the model's rate)."""
+        data = self._held + self.encoder.encode(samples)
         cut = max(len(data) - self._hold, 0)
         self._held = data[cut:]
-        await self._send(data[:cut], last=False)
+        return self._pieces(data[:cut], last=False)
 
-    async def finish(self, tail: bytes) -> None:
-        await self._send(self._held + tail, last=True)
+    def end(self) -> list[Piece]:
+        """The segment's last pieces: what was held back, carrying the remaining characters."""
+        data, self._held = self._held + self.encoder.end_segment(), b""
+        return self._pieces(data, last=True)
 
-    async def _send(self, data: bytes, *, last: bool) -> None:
-        pieces = self._encoder.split(data, self._max_chunk_ms)
-        for i, piece in enumerate(pieces):
-            duration = self._encoder.duration_ms(piece)
-            alignment = self._aligner.take(duration, last=last and i == len(pieces) - 1)
-            fields = {"alignment": alignment, "normalized_alignment": alignment}
-            message = (
-                AudioOutput.from_audio(piece, **fields)
-                if self._context_id is None
-                else AudioOutputMulti.from_audio(piece, context_id=self._context_id, **fields)
-            )
-            await self._pacer.wait(duration)
-            await self._ws.send_text(message.to_json())
-            if self.first_audio_s is None:
+    def finish(self) -> bytes:
+        """The stream's last bytes (a compressed encoder's look-ahead), after its last segment."""
+        return self.encoder.finish()
+
+    def _pieces(self, data: bytes, *, last: bool) -> list[Piece]:
+        parts = self.encoder.split(data, self._max_chunk_ms) if self._max_chunk_ms else [data]
+        pieces = []
+        for i, part in enumerate(parts):
+            duration = self.encoder.duration_ms(part)
+            alignment = self._aligner.take(duration, last=last and i == len(parts) - 1)
+            if not part and alignment is None:
+                continue
+            if part and self.first_audio_s is None:
                 self.first_audio_s = time.monotonic() - self._t0
                 self._first_audio.observe(self.first_audio_s)
             self.audio_ms += duration
+            pieces.append(Piece(part, alignment, duration))
+        return pieces
 
 
 class Pacer:

@@ -25,8 +25,9 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from xtts_balancer.__about__ import __version__
-from xtts_balancer.app import BalancerState, create_app
+from xtts_balancer.app import create_app
 from xtts_balancer.settings import BalancerSettings, hash_api_key
+from xtts_balancer.state import BalancerState
 from xtts_core.errors import SettingsError
 from xtts_core.settings import load_settings
 

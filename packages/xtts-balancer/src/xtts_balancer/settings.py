@@ -164,6 +164,11 @@ class WorkersSection(SettingsSection):
     """Synthesised once per worker before it counts as ready."""
     stall_timeout_s: float = Field(default=60.0, gt=0)
     """A job that sends nothing for this long means a hung worker: it is killed and restarted."""
+    ping_interval_s: float | None = Field(default=5.0, gt=0)
+    """How often a warm worker with no job is pinged; none = never (busy workers are watched by
+    ``stall_timeout_s``)."""
+    ping_timeout_s: float = Field(default=10.0, gt=0)
+    """A pinged worker that does not answer within this is hung: it is killed and restarted."""
     kv_pool_bytes: int | None = Field(default=None, ge=1)
     """Most bytes one worker's KV pool may take (xtts: ``slots_per_worker`` streams of the
     model's positions); none = whatever the device has free. A worker whose pool does not fit
@@ -186,6 +191,11 @@ class QueueSection(SettingsSection):
     """Sessions that may wait for a slot; the next one is refused with 1013 (0 = never wait)."""
     queue_timeout_s: float = Field(default=30.0, gt=0)
     """A session that waits longer is refused with 1013."""
+    slot_lease: Literal["utterance", "session"] = "utterance"
+    """How long a websocket holds its worker slot: ``utterance`` from its first segment to the
+    last it has queued, so sockets idle between turns hold none and each turn queues in arrival
+    order; ``session`` from its first message to its end, so a turn never waits, but every open
+    socket uses a slot."""
 
 
 class AuthSection(ApiKeyAuthSection):

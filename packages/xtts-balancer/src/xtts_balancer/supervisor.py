@@ -5,7 +5,10 @@ connected by one duplex pipe. A reader thread per worker turns what arrives into
 loop; the pipe reaching EOF means the process died. Then the jobs it was running fail with a clear
 error, its slots leave the pool, and it is restarted after a backoff (doubling, capped at 30 s)
 unless it has used up ``workers.max_restarts``. A worker that is not warm within
-``workers.startup_timeout_s`` is killed, which restarts it the same way. A worker's :class:`Load`
+``workers.startup_timeout_s`` is killed, which restarts it the same way, and so is a warm worker
+without jobs that does not answer a :class:`Ping` within ``workers.ping_timeout_s`` (as
+uvicorn's supervisor pings its children; a busy worker is watched by ``workers.stall_timeout_s``).
+A worker whose backend failed as a whole exits by itself and is restarted. A worker's :class:`Load`
 reports (its measured real-time capacity) are kept on its handle and passed to ``on_load``.
 
 :meth:`Supervisor.stop` (Stop message, then SIGTERM, then SIGKILL) runs on every exit path of
@@ -34,6 +37,8 @@ from xtts_balancer.worker.ipc import (
     JobDone,
     JobFailed,
     Load,
+    Ping,
+    Pong,
     Ready,
     StartupFailed,
     Stop,
@@ -93,6 +98,7 @@ class WorkerHandle:
     process: BaseProcess | None = None
     conn: Connection | None = None
     jobs: dict[int, JobStream] = field(default_factory=dict)
+    ping: int | None = None  # the unanswered ping's number
 
 
 class Supervisor:
@@ -107,6 +113,8 @@ class Supervisor:
         max_restarts: int,
         stop_timeout_s: float,
         on_change: Callable[[], None],
+        ping_interval_s: float | None = None,
+        ping_timeout_s: float = 10.0,
         on_restart: Callable[[], None],
         on_load: Callable[[WorkerHandle], None] | None = None,
     ) -> None:
@@ -115,6 +123,9 @@ class Supervisor:
         self._restart_backoff_s = restart_backoff_s
         self._max_restarts = max_restarts
         self._stop_timeout_s = stop_timeout_s
+        self._ping_interval_s = ping_interval_s
+        self._ping_timeout_s = ping_timeout_s
+        self._pings = itertools.count(1)
         self._on_change = on_change
         self._on_restart = on_restart
         self._on_load = on_load
@@ -193,6 +204,8 @@ class Supervisor:
             name=f"{handle.config.name}-reader",
         ).start()  # fmt: skip
         self._background(self._startup_watchdog(handle, incarnation))
+        if self._ping_interval_s is not None:
+            self._background(self._pinger(handle, incarnation, self._ping_interval_s))
 
     def _read(self, handle: WorkerHandle, conn: Connection, incarnation: int) -> None:
         """Reader thread: forward every message to the loop; EOF means the worker is gone."""
@@ -222,6 +235,9 @@ class Supervisor:
             self.sample_rate = message.sample_rate
             logger.info("worker %d ready (pid %d)", handle.index, message.pid)
             self._on_change()
+        elif isinstance(message, Pong):
+            if handle.ping == message.seq:
+                handle.ping = None
         elif isinstance(message, StartupFailed):
             logger.error("worker %d failed to start: %s", handle.index, message.message)
         elif isinstance(message, Load):
@@ -284,6 +300,25 @@ class Supervisor:
                 self._startup_timeout_s,
             )
             handle.process.kill()  # the reader sees EOF and the restart logic takes over
+
+    async def _pinger(self, handle: WorkerHandle, incarnation: int, interval_s: float) -> None:
+        """Ping the worker whenever it is warm and has no job; kill it if it does not answer
+        within ``ping_timeout_s`` (its death restarts it like any other)."""
+        while handle.incarnation == incarnation and not self._stopping:
+            await asyncio.sleep(interval_s)
+            if handle.incarnation != incarnation:
+                return
+            if handle.state != "ready" or handle.jobs or handle.conn is None:
+                continue
+            handle.ping = seq = next(self._pings)
+            try:
+                handle.conn.send(Ping(seq))
+            except (OSError, ValueError):  # dying: its reader sees EOF
+                continue
+            await asyncio.sleep(self._ping_timeout_s)
+            if handle.incarnation == incarnation and handle.ping == seq:
+                self.kill(handle, f"no answer to a ping within {self._ping_timeout_s:g} s")
+                return
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -1,5 +1,5 @@
 """Voices: ``GET /v1/voices``, ``GET /v1/voices/{voice_id}``, ``POST /v1/voices/add`` and
-``DELETE /v1/voices/{voice_id}`` in ElevenLabs' shapes (elevenlabs-protocol.md §4.3).
+``DELETE /v1/voices/{voice_id}`` in ElevenLabs' shapes (docs/protocol.md §4.3).
 
 The voices are those the workers serve: clips of ``model.voices_dir`` and ``model.ref_file``
 (category ``cloned``) and the checkpoint's named speakers (``premade``); ``default`` is an alias
@@ -34,7 +34,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from xtts_balancer.backends.base import AUDIO_SUFFIXES, DEFAULT_VOICE_ID
-from xtts_balancer.http_common import ApiError, ValidationErrorItem, balancer_state, check_caller
+from xtts_balancer.http_common import ApiError, check_caller
+from xtts_balancer.state import balancer_state
 from xtts_core.protocol import ErrorCode, VoiceSettings
 
 __all__ = [
@@ -136,9 +137,8 @@ def _known(request: Request, voice_id: str) -> None:
     voices = balancer_state(request).supervisor.voices
     if voice_id not in voices:
         raise ApiError(
-            404, ErrorCode.VOICE_NOT_FOUND.value,
-            f"A voice for the voice_id {voice_id} was not found.",
-        )  # fmt: skip
+            ErrorCode.VOICE_NOT_FOUND, f"A voice for the voice_id {voice_id} was not found."
+        )
 
 
 async def list_voices(request: Request) -> Response:
@@ -168,9 +168,9 @@ async def delete_voice(request: Request) -> Response:
     sidecar = _sidecar(library, voice_id) if library is not None else None
     if library is None or sidecar is None or not sidecar.is_file():
         raise ApiError(
-            403, "voice_not_deletable",
+            ErrorCode.VOICE_NOT_DELETABLE,
             f"Voice {voice_id} comes from the server's configuration and cannot be deleted.",
-        )  # fmt: skip
+        )
     balancer_state(request).supervisor.remove_voice(voice_id)
     (library / f"{voice_id}.wav").unlink(missing_ok=True)
     sidecar.unlink(missing_ok=True)
@@ -185,26 +185,26 @@ async def add_voice(request: Request) -> Response:
     library = state.settings.model.voices_dir
     if library is None:
         raise ApiError(
-            409, "voice_library_disabled",
+            ErrorCode.VOICE_LIBRARY_DISABLED,
             "This server has no voice library (model.voices_dir); voices cannot be added.",
-        )  # fmt: skip
+        )
     limit = state.settings.limits.max_upload_bytes
     length = request.headers.get("content-length")
     if length is None:
-        raise ApiError(411, "length_required", "Send the upload with a Content-Length.")
+        raise ApiError(ErrorCode.LENGTH_REQUIRED, "Send the upload with a Content-Length.")
     if not length.isdigit() or int(length) > limit:
-        raise ApiError(413, "payload_too_large", f"The upload is larger than {limit} bytes.")
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"The upload is larger than {limit} bytes.")
     try:
         form = await request.form(max_files=MAX_FILES, max_fields=20)
     except HTTPException as exc:  # Starlette's answer to a MultiPartException
-        raise _invalid(["body"], f"malformed multipart body: {exc.detail}") from None
+        raise ApiError.invalid(["body"], f"malformed multipart body: {exc.detail}") from None
     uploads = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
     if not uploads:
-        raise _invalid(["body", "files"], "at least one reference audio file is required")
+        raise ApiError.invalid(["body", "files"], "at least one reference audio file is required")
     meta = _metadata(form.get("name"), form.get("description"), form.get("labels"))
     contents = [await upload.read() for upload in uploads]
     if sum(len(data) for data in contents) > limit:
-        raise ApiError(413, "payload_too_large", f"The upload is larger than {limit} bytes.")
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"The upload is larger than {limit} bytes.")
     names = [upload.filename or f"file {i + 1}" for i, upload in enumerate(uploads)]
     clip = await asyncio.to_thread(_join_clips, contents, names)
     voice_id = secrets.token_hex(10)
@@ -214,19 +214,15 @@ async def add_voice(request: Request) -> Response:
     return JSONResponse(AddVoiceResponse(voice_id=voice_id).model_dump(mode="json"))
 
 
-def _invalid(loc: list[str | int], msg: str) -> ApiError:
-    return ApiError.validation([ValidationErrorItem(loc=loc, msg=msg, type="value_error")])
-
-
 def _metadata(name: object, description: object, labels: object) -> _AddedVoice:
     if not isinstance(name, str) or not name.strip():
-        raise _invalid(["body", "name"], "name is required")
+        raise ApiError.invalid(["body", "name"], "name is required")
     parsed_labels: object = {}
     if isinstance(labels, str) and labels.strip():
         try:
             parsed_labels = json.loads(labels) or {}  # the SDK sends "null" when none are set
         except (ValueError, RecursionError):  # RecursionError: nesting too deep
-            raise _invalid(["body", "labels"], "labels must be a JSON object") from None
+            raise ApiError.invalid(["body", "labels"], "labels must be a JSON object") from None
     try:
         return _AddedVoice.model_validate(
             {
@@ -248,22 +244,24 @@ def _decode(data: bytes, name: str) -> np.ndarray:
     try:
         with av.open(io.BytesIO(data), "r") as container:
             if not container.streams.audio:
-                raise _invalid(["body", "files"], f"{name} has no audio")
+                raise ApiError.invalid(["body", "files"], f"{name} has no audio")
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().reshape(-1))
                     total += parts[-1].size
                 if total > MAX_SECONDS * LIBRARY_RATE:
-                    raise _invalid(["body", "files"], f"{name} is longer than {MAX_SECONDS:g} s")
+                    raise ApiError.invalid(
+                        ["body", "files"], f"{name} is longer than {MAX_SECONDS:g} s"
+                    )
             for out in resampler.resample(None):
                 parts.append(out.to_ndarray().reshape(-1))
     except (av.error.FFmpegError, ValueError) as exc:
-        raise _invalid(
+        raise ApiError.invalid(
             ["body", "files"], f"{name} is not audio that can be decoded ({exc})"
         ) from None
     samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if not np.isfinite(samples).all():
-        raise _invalid(["body", "files"], f"{name} holds NaN or infinite samples")
+        raise ApiError.invalid(["body", "files"], f"{name} holds NaN or infinite samples")
     return samples.astype(np.float32)
 
 
@@ -272,9 +270,13 @@ def _join_clips(contents: list[bytes], names: list[str]) -> np.ndarray:
     clips = [_decode(data, name) for data, name in zip(contents, names, strict=True)]
     joined = np.concatenate([part for clip in clips for part in (clip, gap)][:-1])
     if joined.size < MIN_SECONDS * LIBRARY_RATE:
-        raise _invalid(["body", "files"], f"the reference audio is shorter than {MIN_SECONDS:g} s")
+        raise ApiError.invalid(
+            ["body", "files"], f"the reference audio is shorter than {MIN_SECONDS:g} s"
+        )
     if joined.size > MAX_SECONDS * LIBRARY_RATE:
-        raise _invalid(["body", "files"], f"the reference audio is longer than {MAX_SECONDS:g} s")
+        raise ApiError.invalid(
+            ["body", "files"], f"the reference audio is longer than {MAX_SECONDS:g} s"
+        )
     return joined
 
 

@@ -1,10 +1,11 @@
-"""The ``/v1/text-to-speech/{voice_id}/multi-stream-input`` websocket (elevenlabs-protocol.md §3).
+"""The ``/v1/text-to-speech/{voice_id}/multi-stream-input`` websocket (docs/protocol.md §3).
 
 One socket carries up to ``limits.max_contexts_per_socket`` (ElevenLabs: 5) contexts, each an
 independent stream with its own text buffer, voice settings, chunk schedule, encoder, alignment
 and inactivity clock. Set-up, authentication, the worker slot, voice checks and error handling
-are the stream-input session's (:class:`~xtts_balancer.ws.StreamInputSession`, which this class
-extends); what differs is the message set and the scheduling of speech.
+are shared with stream-input (:class:`~xtts_balancer.ws_socket.SocketLink`,
+:class:`~xtts_balancer.session.SpeechSession`); what is this dialect's own is the message set and
+the scheduling of speech.
 
 Rules, in the order the spec gives them (§3.1–3.3):
 
@@ -31,8 +32,9 @@ Rules, in the order the spec gives them (§3.1–3.3):
   and 1008, as stream-input does.
 - ``close_socket`` closes every context as above, then the socket with 1000.
 
-Slot policy: a socket holds one worker slot from its first message to its end, as stream-input
-does, and its contexts share it **round-robin by segment** (a sentence, or what the schedule
+Slot policy: a socket holds one worker slot while any of its contexts has something to say, and
+gives it back as soon as none has (idle conversations hold no capacity), as stream-input does;
+its contexts share the slot **round-robin by segment** (a sentence, or what the schedule
 releases): the scheduler runs one segment at a time, taking the next from the context after the
 one it served last. A context's audio is therefore always sent in order and never interleaved
 with another context's within a segment; a long answer in one context delays a new one by at
@@ -48,55 +50,44 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket
 
-from xtts_balancer.alignment import SegmentAligner
-from xtts_balancer.encoders import StreamEncoder, make_encoder
-from xtts_balancer.errors import BalancerError, SessionError
-from xtts_balancer.models_api import note_model_id
+from xtts_balancer.errors import SessionError
 from xtts_balancer.segments import TextBuffer
-from xtts_balancer.sending import Pacer
-from xtts_balancer.ws import (
-    StreamInputSession,
-    _early_timeout,
-    _input_timeout,
-)
+from xtts_balancer.ws_socket import SocketLink, SocketStream, input_timeout
 from xtts_core.errors import ProtocolError
 from xtts_core.protocol import (
     BOS_TEXT,
     DEFAULT_CHUNK_LENGTH_SCHEDULE,
-    AudioOutputMulti,
     CloseCode,
     CloseContext,
     CloseSocket,
+    ErrorCode,
     ErrorMessage,
-    FinalOutputMulti,
     FlushContext,
     InitialiseContext,
     KeepContextAlive,
     MultiStreamInputMessage,
     SendTextMulti,
+    bearer,
     parse_client_message,
 )
 from xtts_core.text.limits import base_language
 
-if TYPE_CHECKING:
-    from xtts_balancer.app import BalancerState
-
-__all__ = ["DEFAULT_CONTEXT_ID", "MultiStreamSession", "multi_stream_input"]
+__all__ = ["DEFAULT_CONTEXT_ID", "MultiStreamInput", "multi_stream_input"]
 
 logger = logging.getLogger(__name__)
 
 #: The context a message without ``context_id`` addresses (the id ElevenLabs echoes for it is
-#: undocumented, elevenlabs-protocol.md §10.5).
+#: undocumented, docs/protocol.md §3.1).
 DEFAULT_CONTEXT_ID = "default"
 
 
 async def multi_stream_input(websocket: WebSocket) -> None:
     """The Starlette websocket endpoint."""
-    await MultiStreamSession(websocket, websocket.app.state.balancer).run()
+    dialect = MultiStreamInput(websocket)
+    await dialect.link.run(dialect.serve)
 
 
 @dataclass(eq=False)
@@ -106,10 +97,7 @@ class _Context:
 
     context_id: str
     buffer: TextBuffer
-    aligner: SegmentAligner
-    encoder: StreamEncoder
-    pacer: Pacer
-    speed: float
+    stream: SocketStream
     last_activity: float
     segments: collections.deque[tuple[int, str]] = field(default_factory=collections.deque)
     enqueued: int = 0
@@ -138,11 +126,11 @@ class _Running:
     task: asyncio.Task[None]
 
 
-class MultiStreamSession(StreamInputSession):
+class MultiStreamInput:
     """One multi-stream-input socket; see the module docstring."""
 
-    def __init__(self, websocket: WebSocket, state: BalancerState) -> None:
-        super().__init__(websocket, state)
+    def __init__(self, websocket: WebSocket) -> None:
+        self.link = SocketLink(websocket, "multi-stream-input")
         self._contexts: dict[str, _Context] = {}  # in round-robin order: served ones move last
         self._wake = asyncio.Event()
         self._running: _Running | None = None
@@ -150,32 +138,26 @@ class MultiStreamSession(StreamInputSession):
 
     # --- set-up ----------------------------------------------------------------------------------
 
-    async def _serve(self) -> None:
-        query_params = dict(self.ws.query_params)
-        self._admit(query_params)
-        first = self._parse_multi(await self._receive_first(_early_timeout(query_params)))
-        if self._identity is None and self.state.broker is None:
+    async def serve(self) -> None:
+        link, session = self.link, self.link.session
+        first = _parse(await link.receive_first())
+        if session.needs_key:
             key = None
             if isinstance(first, InitialiseContext):
                 key = first.xi_api_key or first.authorization
-            self._authenticate(key)
-        query = self._parse_query(query_params, None)
-        note_model_id(query.model_id)
-        self.query = query
+            session.authenticate(bearer(key))
+        query = link.take_query()
         self.language = base_language(
-            query.language_code or query.language or self.settings.model.language
+            query.language_code or query.language or link.settings.model.language
         )
-        self._timeout_s = query.inactivity_timeout
-        self._chunk_codes = query.stream_chunk_size or self.settings.stream.chunk_codes
-        self._check_voice()
-        self._lease = await self._acquire()
-        self._check_voice()
-        self._gen_task = asyncio.create_task(self._generate())
-        await self._apply_multi(first)
-        await self._receive_loop()
+        await link.prepare(self.language)
+        link.start_generator(self._generate())
+        await self._apply(first)
+        await link.receive_loop(self._handle_text, self._expire_idle)
 
     def _new_context(self, context_id: str, message: MultiStreamInputMessage) -> _Context:
-        limit = self.settings.limits.max_contexts_per_socket
+        link = self.link
+        limit = link.settings.limits.max_contexts_per_socket
         if len(self._contexts) >= limit:
             error = ErrorMessage.max_active_conversations(limit)
             raise SessionError(error.message, error.error, error.code)
@@ -185,21 +167,16 @@ class MultiStreamSession(StreamInputSession):
         if voice_settings is not None and "speed" in voice_settings.model_fields_set:
             speed = voice_settings.speed
         else:
-            speed = self.query.speed or 1.0
+            speed = link.query.speed or 1.0
         schedule = (
             generation_config.chunk_length_schedule
             if generation_config is not None
             else list(DEFAULT_CHUNK_LENGTH_SCHEDULE)
         )
-        assert self.state.supervisor.sample_rate is not None
-        stream = self.settings.stream
         context = _Context(
             context_id=context_id,
-            buffer=TextBuffer(self.language, schedule, auto_mode=self.query.auto_mode),
-            aligner=SegmentAligner(stream.ms_per_char),
-            encoder=make_encoder(self.query.audio_format, self.state.supervisor.sample_rate),
-            pacer=Pacer(stream.pacing_lead_ms if stream.pacing else None),
-            speed=speed,
+            buffer=TextBuffer(self.language, schedule, auto_mode=link.query.auto_mode),
+            stream=SocketStream(link, speed, context_id),
             last_activity=time.monotonic(),
         )
         self._contexts[context_id] = context
@@ -210,27 +187,24 @@ class MultiStreamSession(StreamInputSession):
     async def _handle_text(self, text: str) -> None:
         """Parse and apply one multi-context message; after close_socket, messages are ignored."""
         if not self._closing_socket:
-            await self._apply_multi(self._parse_multi(text))
+            await self._apply(_parse(text))
 
     def _expire_idle(self) -> None:
-        now = time.monotonic()
+        link, now = self.link, time.monotonic()
         if self._closing_socket:
             return
-        if not self._contexts and now - self._last_activity > self._timeout_s:
-            raise _input_timeout(self._timeout_s)
+        if not self._contexts and now - link.last_activity > link.timeout_s:
+            raise input_timeout(link.timeout_s)
         for context in list(self._contexts.values()):
             idle = not context.closing and not context.busy
-            if idle and now - context.last_activity > self._timeout_s:
-                logger.info("context %r idle for %g s: closed", context.context_id, self._timeout_s)
+            if idle and now - context.last_activity > link.timeout_s:
+                logger.info(
+                    "%s: context %r idle for %g s: closed", link.session.tag, context.context_id,
+                    link.timeout_s,
+                )  # fmt: skip
                 self._close_context(context)
 
-    def _parse_multi(self, text: str) -> MultiStreamInputMessage:
-        try:
-            return parse_client_message(text, multi_context=True)
-        except ProtocolError as exc:
-            raise SessionError.from_protocol(exc) from None
-
-    async def _apply_multi(self, message: MultiStreamInputMessage) -> None:
+    async def _apply(self, message: MultiStreamInputMessage) -> None:
         if isinstance(message, CloseSocket):
             self._closing_socket = True
             for context in list(self._contexts.values()):
@@ -258,12 +232,12 @@ class MultiStreamSession(StreamInputSession):
         try_trigger = isinstance(message, SendTextMulti) and message.try_trigger_generation
         if text == BOS_TEXT and not flush:
             return  # only opens the context
-        self._count_text(text)
+        self.link.session.count_text(text)
         segments = context.buffer.add(text, flush=flush, try_trigger=try_trigger)
         context.queue(segments, flush=flush)
         if segments:
             if not context.busy:  # a burst of speech starts: so does its real-time clock
-                context.pacer.reset()
+                context.stream.pacer.reset()
                 context.busy = True
             self._wake.set()
 
@@ -284,22 +258,24 @@ class MultiStreamSession(StreamInputSession):
         """A message for a context that is closing: an error for that context only."""
         error = SessionError(
             f"Context {context_id!r} is closing; wait for its final message before reusing the id.",
-            BalancerError.CONTEXT_CLOSING,
+            ErrorCode.CONTEXT_CLOSING,
         )
-        self.state.metrics.errors.labels(error.error).inc()
+        self.link.session.record_failure(error)
         reply = json.loads(error.to_message().to_json())
         reply.update(contextId=context_id, context_id=context_id)
-        await self.ws.send_text(json.dumps(reply))
+        await self.link.send(json.dumps(reply))
 
     # --- generating ------------------------------------------------------------------------------
 
-    async def _generate_segments(self) -> None:
+    async def _generate(self) -> None:
         """Serve the contexts round-robin, one segment at a time (see the module docstring)."""
         while True:
             context = next((c for c in self._contexts.values() if c.ready), None)
+            if not any(c.segments for c in self._contexts.values()):
+                self.link.release_idle_slot()  # nothing to say: idle contexts hold no slot
             if context is None:
                 if self._closing_socket:
-                    await self._close(CloseCode.NORMAL)
+                    await self.link.close(CloseCode.NORMAL)
                     return
                 self._wake.clear()
                 await self._wake.wait()
@@ -312,11 +288,7 @@ class MultiStreamSession(StreamInputSession):
                 await self._finish(context)
 
     async def _run_segment(self, context: _Context, seq: int, text: str) -> None:
-        speech = self._speak(
-            text, context.pacer, encoder=context.encoder, aligner=context.aligner,
-            speed=context.speed, context_id=context.context_id,
-        )  # fmt: skip
-        task = asyncio.create_task(speech)
+        task = asyncio.create_task(context.stream.speak(text, self.language))
         self._running = _Running(context, seq, task)
         try:
             await asyncio.wait({task})
@@ -334,11 +306,13 @@ class MultiStreamSession(StreamInputSession):
 
     async def _finish(self, context: _Context) -> None:
         """A closed context's last frames (unless it was cut short) and its final message."""
-        tail = b"" if context.cut else context.encoder.finish()
-        if tail:
-            message = AudioOutputMulti.from_audio(tail, context_id=context.context_id)
-            await self.ws.send_text(message.to_json())
-        await self.ws.send_text(
-            FinalOutputMulti.model_validate({"context_id": context.context_id}).to_json()
-        )
-        self._last_activity = time.monotonic()  # a socket left without contexts: its clock starts
+        await context.stream.finish(tail=not context.cut)
+        # A socket left without contexts: its own inactivity clock starts now.
+        self.link.last_activity = time.monotonic()
+
+
+def _parse(text: str) -> MultiStreamInputMessage:
+    try:
+        return parse_client_message(text, multi_context=True)
+    except ProtocolError as exc:
+        raise SessionError.from_protocol(exc) from None

@@ -3,8 +3,8 @@
 Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-timestamps`` and
 ``/stream/with-timestamps`` variants) goes the websocket's way (:mod:`xtts_broker.proxy`):
 
-- **Auth at the broker**, with the websocket's keys and places (``xi-api-key``, ``Authorization:
-  Bearer``, the ``xi_api_key``/``authorization`` query): without a valid key, 401
+- **Auth at the broker**, with the places and order of the protocol
+  (:func:`xtts_core.protocol.request_api_key`, docs/protocol.md §1.2): without a valid key, 401
   ``{"detail": {"status": "invalid_api_key", "message": ...}}`` before any balancer is involved.
 - **Routing**: the strategy picks a balancer and a slot is reserved for the whole answer. The
   request goes out with the broker's proof of origin over method and path
@@ -24,8 +24,9 @@ Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-time
   connection at once, which cancels the job there.
 - **No capacity**: when every attempt found the balancer busy or broken, 429 ``no_capacity``
   while some balancer is still healthy (busy: retry later, as ElevenLabs answers a full
-  concurrency quota), 503 ``no_balancer`` when none is. Both use the balancer's
-  ``{"detail": {"status", "message"}}`` shape, which the official SDK turns into an ``ApiError``.
+  concurrency quota), 503 ``no_balancer`` when none is. Every refusal is the protocol's error
+  body (:func:`xtts_core.protocol.error_body`, §4.4), which the official SDK turns into an
+  ``ApiError``.
 
 Listings (``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``) hold no slot: the first
 healthy balancer that answers serves them (503 ``no_balancer`` when none does). Voice management
@@ -50,12 +51,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from xtts_broker.proxy import client_key
 from xtts_broker.registry import BalancerEntry
 from xtts_broker.router import Route as Routed
 from xtts_broker.state import BrokerState
 from xtts_core.cluster import sign_request
-from xtts_core.protocol import ErrorCode
+from xtts_core.protocol import ErrorCode, error_body, http_status, request_api_key
 
 __all__ = ["MAX_BODY_BYTES", "http_routes"]
 
@@ -92,20 +92,22 @@ def _state(request: Request) -> BrokerState:
     return state
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"detail": {"status": code, "message": message}}, status_code=status)
+def _error(error: ErrorCode, message: str) -> JSONResponse:
+    """The protocol's error body with the status of ``error`` (docs/protocol.md §4.4)."""
+    return JSONResponse(error_body(error, message), status_code=http_status(error.value))
 
 
 def _refusal(request: Request) -> Response | None:
     """The answer to a request the broker does not take (draining, no valid key), else ``None``."""
     state = _state(request)
     if state.draining:
-        return _error(503, "shutting_down", "The broker is shutting down; retry in a moment.")
-    if state.settings.auth.enabled and not state.api_keys.check(client_key(request)):
+        return _error(ErrorCode.SHUTTING_DOWN, "The broker is shutting down; retry in a moment.")
+    if state.settings.auth.enabled and not state.api_keys.check(
+        request_api_key(request.headers, request.query_params)
+    ):
         state.metrics.rejected.labels("auth").inc()
         return _error(
-            401,
-            ErrorCode.INVALID_API_KEY.value,
+            ErrorCode.INVALID_API_KEY,
             "Invalid or missing API key: send it in the xi-api-key header.",
         )
     return None
@@ -173,7 +175,7 @@ async def speech(request: Request) -> Response | _Relay:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            return _error(413, "request_too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+            return _error(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
     state = _state(request)
@@ -201,8 +203,8 @@ async def speech(request: Request) -> Response | _Relay:
         return _Relay(state, route, response, session_id)
     state.metrics.rejected.labels("no_capacity").inc()
     if state.registry.routable():
-        return _error(429, "no_capacity", "Every balancer is busy; try again in a moment.")
-    return _error(503, "no_balancer", "No balancer is available; try again later.")
+        return _error(ErrorCode.NO_CAPACITY, "Every balancer is busy; try again in a moment.")
+    return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.")
 
 
 async def listing(request: Request) -> Response:
@@ -226,7 +228,7 @@ async def listing(request: Request) -> Response:
         reply = Response(content, response.status_code)  # sets content-length only
         reply.raw_headers.extend(_relayed_headers(response))
         return reply
-    return _error(503, "no_balancer", "No balancer is available; try again later.")
+    return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.")
 
 
 async def voice_management(request: Request) -> Response:
@@ -235,8 +237,7 @@ async def voice_management(request: Request) -> Response:
     if refusal is not None:
         return refusal
     return _error(
-        501,
-        "not_supported_by_broker",
+        ErrorCode.NOT_SUPPORTED_BY_BROKER,
         "Voices live in each balancer's own library: add or delete them on the balancers "
         "(model.voices_dir), not through the broker.",
     )

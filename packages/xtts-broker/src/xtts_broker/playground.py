@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from xtts_broker.state import BrokerState
+from xtts_core.protocol import ErrorCode, error_body, http_status
 
 __all__ = ["playground_routes"]
 
@@ -72,15 +73,9 @@ async def _page_file(request: Request) -> Response:
             continue
         headers = {name: answer.headers[name] for name in _RELAYED if name in answer.headers}
         return Response(answer.content, answer.status_code, headers=headers)
-    return JSONResponse(
-        {
-            "detail": {
-                "status": "no_balancer",
-                "message": "No balancer is available to serve the playground; try again later.",
-            }
-        },
-        status_code=503,
-    )
+    error = ErrorCode.NO_BALANCER
+    message = "No balancer is available to serve the playground; try again later."
+    return JSONResponse(error_body(error, message), status_code=http_status(error.value))
 
 
 def _state(request: Request) -> BrokerState:

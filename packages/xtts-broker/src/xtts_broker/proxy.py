@@ -1,11 +1,11 @@
 """One client stream through the broker: auth, routing with failover, and a two-way relay.
 
-What the original got wrong (original-spec.md §3.5, §10.3, §10.6, §10.15) and what happens here:
+What happens, in order:
 
-- **Auth at the broker**: the ``xi-api-key`` header, ``Authorization: Bearer``, the query's
-  ``xi_api_key``/``authorization``, or (ElevenLabs allows it) ``xi_api_key``/``xi-api-key``/
-  ``authorization`` in the first message. A bad or missing key: the ElevenLabs-style error and
-  close 1008, before any balancer is involved.
+- **Auth at the broker**: the key is found where and in the order the protocol says
+  (:func:`xtts_core.protocol.request_api_key`, then the first message's
+  :func:`~xtts_core.protocol.message_api_key`; docs/protocol.md §1.2), as at the balancer. A bad
+  or missing key: the ElevenLabs-style error and close 1008, before any balancer is involved.
 - **Proof of origin**: the broker signs every websocket it opens to a balancer
   (:func:`xtts_core.cluster.sign_request`) and passes its session id in
   :data:`~xtts_core.cluster.SESSION_ID_HEADER`. ``voice_id`` is percent-encoded and the query
@@ -28,108 +28,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Final, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode
 
-from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from xtts_broker.frames import (
+    FAILOVER_CODES,
+    SENDABLE,
+    BackendClosed,
+    ClientGone,
+    Frame,
+    first_message_key,
+    is_no_capacity,
+    sendable,
+)
 from xtts_broker.router import Route
 from xtts_broker.state import BrokerState
 from xtts_core.aio import wait_within
 from xtts_core.cluster import sign_request
-from xtts_core.protocol import CloseCode, ErrorCode, ErrorMessage, close_reason
+from xtts_core.protocol import (
+    CloseCode,
+    ErrorCode,
+    ErrorMessage,
+    close_reason,
+    request_api_key,
+)
 
-__all__ = ["StreamProxy", "client_key"]
+__all__ = ["StreamProxy"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-Frame = str | bytes
-
-#: Close codes of a balancer that mean "try elsewhere" when no audio has been sent yet.
-_FAILOVER_CODES: Final = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 #: Handshake statuses that mean "busy", not "broken": no reason to take the balancer out.
 _BUSY_STATUSES: Final = frozenset({429, 503})
 #: Client frames buffered towards the balancer; a full buffer stops reading the client.
 _INBOX_FRAMES: Final = 32
 #: Largest frame accepted from a balancer (the protocol keeps them under 1 MiB).
 _BACKEND_MAX_FRAME: Final = 16 * 1024 * 1024
-#: Codes that may be sent in a close frame (RFC 6455 §7.4); others are mapped.
-_SENDABLE = (
-    frozenset(range(1000, 1004)) | frozenset(range(1007, 1015)) | frozenset(range(3000, 5000))
-)
 
 
 class _StoppedError(Exception):
     """The broker is shutting down this stream."""
-
-
-@dataclass(frozen=True)
-class _ClientGone:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class _BackendClosed:
-    code: int
-    reason: str
-    failover: bool
-
-
-def client_key(connection: HTTPConnection) -> str | None:
-    """The API key a client sent with its request or handshake (headers, then the query)."""
-    header = connection.headers.get("xi-api-key")
-    if header:
-        return header
-    for value in (
-        connection.headers.get("authorization"),
-        connection.query_params.get("authorization"),
-    ):
-        if value:
-            return _bearer(value)
-    return connection.query_params.get("xi_api_key") or None
-
-
-def _bearer(value: str) -> str:
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token else value
-
-
-def _first_message_key(frame: Frame) -> str | None:
-    try:
-        body = json.loads(frame)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: no key, not a crash
-        return None
-    if not isinstance(body, dict):
-        return None
-    for name in ("xi_api_key", "xi-api-key", "authorization"):
-        value = body.get(name)
-        if isinstance(value, str) and value:
-            return _bearer(value)
-    return None
-
-
-def _is_no_capacity(frame: Frame) -> bool:
-    if not isinstance(frame, str) or '"error"' not in frame:
-        return False
-    try:
-        body = json.loads(frame)
-    except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("code") == CloseCode.TRY_AGAIN_LATER
-
-
-def _sendable(code: int, fallback: int) -> int:
-    return code if code in _SENDABLE else fallback
 
 
 class StreamProxy:
@@ -140,12 +85,12 @@ class StreamProxy:
         self._ws = websocket
         self._endpoint = endpoint
         self.session_id = secrets.token_hex(8)
-        self._inbox: asyncio.Queue[Frame | _ClientGone] = asyncio.Queue(_INBOX_FRAMES)
+        self._inbox: asyncio.Queue[Frame | ClientGone] = asyncio.Queue(_INBOX_FRAMES)
         self._replay: list[Frame] = []
         # Set when the first balancer message reached the client: no failover after that.
         self._committed = False
         self._routed = False  # routing latency is observed once, at the first connect
-        self._client_gone: _ClientGone | None = None
+        self._client_gone: ClientGone | None = None
         self._stop = asyncio.Event()
         self._closed = asyncio.Event()
 
@@ -166,7 +111,10 @@ class StreamProxy:
         voice_id = ws.path_params["voice_id"]
         await ws.accept()
         if state.draining:
-            await self._reject("the broker is shutting down; reconnect", "shutting_down", 1001)
+            await self._reject(
+                "the broker is shutting down; reconnect", ErrorCode.SHUTTING_DOWN,
+                CloseCode.GOING_AWAY,
+            )  # fmt: skip
             self._closed.set()
             return
         state.streams.add(self)
@@ -193,7 +141,7 @@ class StreamProxy:
         auth = self._state.settings.auth
         if not auth.enabled:
             return True
-        key = client_key(self._ws)
+        key = request_api_key(self._ws.headers, self._ws.query_params)
         if key is None:
             try:
                 item = await self._or_stop(
@@ -201,11 +149,11 @@ class StreamProxy:
                 )
             except asyncio.TimeoutError:
                 item = None
-            if isinstance(item, _ClientGone):
+            if isinstance(item, ClientGone):
                 return False
             if item is not None:
                 self._replay.append(item)
-                key = _first_message_key(item)
+                key = first_message_key(item)
         if self._state.api_keys.check(key):
             return True
         self._state.metrics.rejected.labels("auth").inc()
@@ -213,7 +161,7 @@ class StreamProxy:
         logger.info("session=%s rejected: %s", self.session_id, message)
         await self._reject(
             f"{message}: send it in the xi-api-key header or as xi_api_key in the first message",
-            ErrorCode.INVALID_API_KEY.value,
+            ErrorCode.INVALID_API_KEY,
             CloseCode.POLICY_VIOLATION,
         )
         return False
@@ -239,7 +187,7 @@ class StreamProxy:
         state.metrics.rejected.labels("no_capacity").inc()
         await self._reject(
             "no capacity: every balancer is busy or unavailable; try again later",
-            "no_capacity",
+            ErrorCode.NO_CAPACITY,
             CloseCode.TRY_AGAIN_LATER,
         )
 
@@ -263,7 +211,7 @@ class StreamProxy:
                 code,
                 entry.id,
             )
-            if code in _SENDABLE:
+            if code in SENDABLE:
                 await backend.close(code, gone.reason if gone else "")
             else:  # 1005/1006: no code to pass on (always so under Hypercorn, see module doc)
                 await backend.close(CloseCode.GOING_AWAY, "client disconnected")
@@ -325,7 +273,7 @@ class StreamProxy:
 
     async def _relay(
         self, backend: ClientConnection
-    ) -> tuple[_ClientGone | None, _BackendClosed | None]:
+    ) -> tuple[ClientGone | None, BackendClosed | None]:
         """Run both directions until one side closes: (client gone, balancer closed), one set.
 
         A direction whose *other* side fails (a send to a closed socket) returns ``None`` and
@@ -335,8 +283,8 @@ class StreamProxy:
         to_client = asyncio.create_task(self._backend_to_client(backend))
         stop = asyncio.create_task(self._stop.wait())
         pending: set[asyncio.Task[object]] = {to_backend, to_client, stop}
-        gone: _ClientGone | None = None
-        closed: _BackendClosed | None = None
+        gone: ClientGone | None = None
+        closed: BackendClosed | None = None
         try:
             while gone is None and closed is None and not (to_backend.done() and to_client.done()):
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -354,14 +302,14 @@ class StreamProxy:
         return gone, closed
 
     async def _read_client(self) -> None:
-        """Client frames into the bounded inbox, then one :class:`_ClientGone`."""
+        """Client frames into the bounded inbox, then one :class:`ClientGone`."""
         while True:
             try:
                 message = await self._ws.receive()
             except (WebSocketDisconnect, RuntimeError, OSError):
                 message = {"type": "websocket.disconnect", "code": 1006}
             if message["type"] == "websocket.disconnect":
-                gone = _ClientGone(
+                gone = ClientGone(
                     int(message.get("code") or 1005), str(message.get("reason") or "")
                 )
                 self._client_gone = gone
@@ -370,14 +318,14 @@ class StreamProxy:
             text = message.get("text")
             await self._inbox.put(text if text is not None else bytes(message.get("bytes") or b""))
 
-    async def _client_to_backend(self, backend: ClientConnection) -> _ClientGone | None:
+    async def _client_to_backend(self, backend: ClientConnection) -> ClientGone | None:
         """Replay what the client sent so far, then forward until the client leaves."""
         try:
             for frame in list(self._replay):
                 await backend.send(frame)
             while True:
                 item = await self._inbox.get()
-                if isinstance(item, _ClientGone):
+                if isinstance(item, ClientGone):
                     return item
                 if not self._committed:
                     self._replay.append(item)
@@ -385,12 +333,12 @@ class StreamProxy:
         except ConnectionClosed:
             return None  # the balancer closed; _backend_to_client reports how
 
-    async def _backend_to_client(self, backend: ClientConnection) -> _BackendClosed | None:
+    async def _backend_to_client(self, backend: ClientConnection) -> BackendClosed | None:
         """Forward until the balancer closes; say whether the stream may fail over."""
         try:
             async for frame in backend:
                 if not self._committed:
-                    if _is_no_capacity(frame):
+                    if is_no_capacity(frame):
                         continue  # its close (1013) follows; another balancer may have room
                     self._committed = True
                     self._replay.clear()
@@ -404,11 +352,11 @@ class StreamProxy:
             return None  # the client is gone; _client_to_backend reports how
         code = backend.close_code if backend.close_code is not None else 1006
         reason = backend.close_reason or ""
-        return _BackendClosed(code, reason, not self._committed and code in _FAILOVER_CODES)
+        return BackendClosed(code, reason, not self._committed and code in FAILOVER_CODES)
 
     # --- closing ----------------------------------------------------------------------------------
 
-    async def _propagate_close(self, closed: _BackendClosed, balancer_id: str) -> None:
+    async def _propagate_close(self, closed: BackendClosed, balancer_id: str) -> None:
         logger.info(
             "session=%s balancer %s closed %d %r",
             self.session_id,
@@ -420,19 +368,19 @@ class StreamProxy:
             self._state.metrics.rejected.labels("balancer_failed").inc()
             await self._reject(
                 "the balancer serving this stream failed; audio may be incomplete",
-                "balancer_failed",
+                ErrorCode.BALANCER_FAILED,
                 CloseCode.INTERNAL_ERROR,
             )
             return
         code = CloseCode.NORMAL if closed.code == 1005 else closed.code
-        await self._close_client(_sendable(code, CloseCode.INTERNAL_ERROR), closed.reason)
+        await self._close_client(sendable(code, CloseCode.INTERNAL_ERROR), closed.reason)
 
-    async def _reject(self, message: str, error: str, code: int) -> None:
+    async def _reject(self, message: str, error: ErrorCode, code: int) -> None:
         """Send ``{"message", "error", "code"}``, then close with ``code``."""
         if self._client_open():
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await self._ws.send_text(
-                    ErrorMessage(message=message, error=error, code=code).to_json()
+                    ErrorMessage(message=message, error=error.value, code=code).to_json()
                 )
         await self._close_client(code, close_reason(message))
 

@@ -1,7 +1,6 @@
 """Choosing a balancer for one stream: refresh stale capacity concurrently, then choose and reserve.
 
-The original probed every balancer one after another on every connection (original-spec.md §3.3).
-Here capacity comes from heartbeats; only entries whose idle count is older than
+Capacity comes from heartbeats; only entries whose idle count is older than
 ``cluster.capacity_fresh_s`` are probed (``GET /workers/idle``), **all at once**, and concurrent
 streams share one in-flight probe per balancer. A failed probe takes the balancer out of rotation
 until its next heartbeat instead of forgetting it.

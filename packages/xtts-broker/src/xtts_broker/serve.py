@@ -4,7 +4,7 @@
 ``XTTS_BROKER_CONFIG_FILE`` and serves until SIGTERM/SIGINT. Shutdown: stop taking streams
 (``/ready`` fails, new clients get 1001), let open streams run up to
 ``service.graceful_timeout_s``, close the rest with 1001, then stop Hypercorn. Works from any
-directory (the original only started from inside its own folder, original-spec.md §3.1).
+directory: every path is taken from the settings.
 
 ``xtts-broker hash-key`` reads API keys from stdin, one a line, and prints the ``sha256:…`` form
 for ``auth.api_key_hashes`` (stdin, so keys stay out of shell history).

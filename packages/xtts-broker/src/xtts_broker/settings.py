@@ -1,9 +1,9 @@
 """The broker's settings: one pydantic-settings model from YAML plus ``XTTS_BROKER_*`` overrides.
 
 The file is the one named by ``XTTS_BROKER_CONFIG_FILE`` (or ``--config``); an env variable such
-as ``XTTS_BROKER_SERVICE__PORT=19001`` overrides a key (``__`` between levels). The original's
-keys (``service.host/port/strategy/balancer_timeout_seconds``, original-spec.md §4.2) keep their
-names and meaning; ``cluster``, ``auth`` and ``routing`` are new. Every key is documented in
+as ``XTTS_BROKER_SERVICE__PORT=19001`` overrides a key (``__`` between levels). The keys of the
+original xtts-stream broker (``service.host/port/strategy/balancer_timeout_seconds``) are
+accepted with their meaning, so its configuration files keep working. Every key is documented in
 ``configs/broker.example.yaml``. Unknown keys are errors that name the key
 (:mod:`xtts_core.settings`).
 """

@@ -1,7 +1,7 @@
 """Routing strategies: which balancer gets the next stream (pure functions, no I/O).
 
-Exactly the original's three (original-spec.md §3.4); only balancers with at least one free slot
-are considered:
+Three strategies, named by ``service.strategy``; only balancers with at least one free slot are
+considered:
 
 - ``deep``: the **fewest** free slots (fill one machine before the next, so others stay fully free
   for big bursts); tie: the **earliest** registered.

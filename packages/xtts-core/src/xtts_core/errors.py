@@ -8,6 +8,9 @@ stack of torch internals.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 
 class XttsError(Exception):
     """Base class of every error raised on purpose by xtts-core."""
@@ -62,19 +65,21 @@ class ProtocolError(XttsError, ValueError):
 
     ``str(exc)`` is one line a server can send back verbatim as the ``message`` of an
     ElevenLabs-style error; ``error`` is the machine-readable code for that message's ``error``
-    field and ``code`` the websocket close code to close with (1008, as the real service does).
+    field and ``code`` the websocket close code to close with. Both come from the protocol's
+    vocabulary (:class:`xtts_core.protocol.ErrorCode`, :class:`xtts_core.protocol.CloseCode`);
+    :func:`xtts_core.protocol.invalid_message` builds the common case.
     """
 
-    def __init__(self, message: str, *, error: str = "invalid_message", code: int = 1008) -> None:
+    def __init__(self, message: str, *, error: str, code: int) -> None:
         message = " ".join(message.splitlines()).strip()
         super().__init__(message)
         self.message = message
         self.error = error
         self.code = code
 
-    def __reduce__(self) -> tuple[type[ProtocolError], tuple[str], dict[str, object]]:
+    def __reduce__(self) -> tuple[Callable[..., ProtocolError], tuple[str]]:
         # Keep error and code when the exception crosses a process boundary (pickle).
-        return type(self), (self.message,), {"error": self.error, "code": self.code}
+        return functools.partial(type(self), error=self.error, code=self.code), (self.message,)
 
 
 class SettingsError(XttsError, ValueError):

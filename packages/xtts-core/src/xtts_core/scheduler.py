@@ -58,6 +58,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+class SchedulerFailedError(RuntimeError):
+    """A batched step failed for a reason of no single job (a device error, a bug): every job
+    ended with this error and the scheduler is closed. A process serving from it should exit and
+    be restarted; an error of one job's own (a segment that does not fit) fails that job alone.
+    """
+
+
 @dataclass(frozen=True)
 class _End:
     """Queue marker: the job is over, normally (``error`` None) or not."""
@@ -158,6 +165,7 @@ class BatchScheduler:
         self._active: dict[int, SpeechJob] = {}  # by BatchedStream id
         self._wake = threading.Condition()
         self._stopping = False
+        self._failure: SchedulerFailedError | None = None
         self._ids = itertools.count()
         self._thread = threading.Thread(target=self._run, name="xtts-batch", daemon=True)
 
@@ -180,6 +188,11 @@ class BatchScheduler:
             self._thread.join()
 
     @property
+    def failed(self) -> SchedulerFailedError | None:
+        """Why the scheduler stopped on its own (see :class:`SchedulerFailedError`), if it did."""
+        return self._failure
+
+    @property
     def waiting(self) -> int:
         """Jobs submitted but not yet decoding (all slots were taken)."""
         return len(self._waiting)
@@ -194,6 +207,8 @@ class BatchScheduler:
         speech = self.engine.chunked_speech(voice, len(segments), speed, options)
         job = SpeechJob(next(self._ids), segments, voice, params or SamplingParams(), speech)
         with self._wake:
+            if self._failure is not None:
+                raise self._failure
             if self._stopping:
                 raise RuntimeError("the scheduler is closed")
             self._waiting.append(job)
@@ -214,11 +229,17 @@ class BatchScheduler:
                 self._drop_cancelled()
                 if streams := self._step():
                     self.capacity.record(streams, time.perf_counter() - started)
-            except Exception as exc:  # a failed step must not leave any caller waiting forever
+            except Exception as exc:  # no caller may wait forever, and no step runs after this
                 logger.exception(
-                    "batched decode step failed; failing its %d jobs", len(self._active)
+                    "batched decode step failed; the scheduler stops and fails its %d jobs",
+                    len(self._active),
                 )
-                self._fail_all(exc)
+                failure = SchedulerFailedError(f"batched step failed: {type(exc).__name__}: {exc}")
+                failure.__cause__ = exc
+                with self._wake:
+                    self._failure, self._stopping = failure, True
+                self._fail_all(failure, include_waiting=True)
+                return
         self._fail_all(JobCancelledError("the scheduler was closed"), include_waiting=True)
 
     def _admit(self) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "AUDIO_SUFFIXES",
     "DEFAULT_VOICE_ID",
     "Backend",
+    "BackendFailedError",
     "JobRejectedError",
     "Synthesis",
     "added_clip",
@@ -52,6 +53,12 @@ __all__ = [
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg")
 #: The voice id that always names the default voice (the worker warms up with it).
 DEFAULT_VOICE_ID = "default"
+
+
+class BackendFailedError(Exception):
+    """The backend as a whole can serve no more (a device error, a broken scheduler), raised by
+    :meth:`Backend.submit` or a :class:`Synthesis`: the worker fails the job and exits, and the
+    supervisor restarts it. A job's own failure is any other exception and stays that job's."""
 
 
 class JobRejectedError(Exception):

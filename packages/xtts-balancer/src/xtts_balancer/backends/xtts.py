@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from xtts_balancer.backends.base import (
     DEFAULT_VOICE_ID,
     Backend,
+    BackendFailedError,
     JobRejectedError,
     Synthesis,
     added_clip,
@@ -44,7 +45,7 @@ from xtts_core.chunking import StreamOptions
 from xtts_core.engine import XttsEngine
 from xtts_core.errors import JobCancelledError, ParameterError, XttsError
 from xtts_core.generate import SamplingParams
-from xtts_core.scheduler import BatchScheduler, SpeechJob
+from xtts_core.scheduler import BatchScheduler, SchedulerFailedError, SpeechJob
 from xtts_core.voice import Voice
 
 __all__ = ["XttsBackend"]
@@ -106,6 +107,8 @@ class XttsBackend(Backend):
             )
         except XttsError as exc:  # bad text, language, voice clip or parameter
             raise JobRejectedError(str(exc), "invalid_message") from None
+        except SchedulerFailedError as exc:
+            raise BackendFailedError(str(exc)) from exc
         return _XttsSynthesis(speech)
 
     def close(self) -> None:
@@ -127,6 +130,8 @@ class _XttsSynthesis(Synthesis):
                 yield chunk.samples
         except JobCancelledError:  # cancelled, or the scheduler closed: just end
             return
+        except SchedulerFailedError as exc:
+            raise BackendFailedError(str(exc)) from exc
 
     def cancel(self) -> None:
         self._speech.cancel()

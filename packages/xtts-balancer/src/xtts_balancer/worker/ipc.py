@@ -1,10 +1,11 @@
 """Messages between the front process and a worker, sent pickled over a ``multiprocessing`` pipe.
 
 A pipe is an anonymous socket pair inherited by the child: nothing listens on a port, so no
-stranger can reach a worker and there is no check-then-bind race (original-spec.md §2.2, §2.7).
+stranger can reach a worker and there is no check-then-bind race.
 Every message is a small frozen dataclass; audio travels as float32 bytes at the model's rate.
 
-Front -> worker: :class:`Job`, :class:`Cancel`, :class:`Stop`.
+Front -> worker: :class:`Job`, :class:`Cancel`, :class:`Stop`, :class:`Ping` (answered with
+:class:`Pong`).
 Worker -> front: :class:`Ready` (or :class:`StartupFailed`), then per job any number of
 :class:`Chunk` and one :class:`JobDone` or :class:`JobFailed`; and, from a backend that measures
 its speed, a :class:`Load` whenever its real-time capacity changes.
@@ -25,6 +26,8 @@ __all__ = [
     "JobDone",
     "JobFailed",
     "Load",
+    "Ping",
+    "Pong",
     "Ready",
     "StartupFailed",
     "Stop",
@@ -91,6 +94,20 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class Ping:
+    """Are you alive? Answered at once with :class:`Pong` by the worker's main thread."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class Pong:
+    """The answer to :class:`Ping` ``seq``."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
 class Ready:
     """The model is loaded and warm; these voices and languages can be asked for."""
 
@@ -142,5 +159,5 @@ class Load:
     step_s: float
 
 
-WorkerMessage = Ready | StartupFailed | Chunk | JobDone | JobFailed | Load
+WorkerMessage = Ready | StartupFailed | Chunk | JobDone | JobFailed | Load | Pong
 """Anything a worker sends."""

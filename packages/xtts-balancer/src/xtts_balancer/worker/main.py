@@ -6,7 +6,11 @@ names (XTTS by default), runs ``warmup_text`` through it once with the default v
 messages: each is submitted to the backend at once (a bad voice, text or parameter fails there,
 as :class:`JobFailed`, before any work), and a reader thread per job forwards its chunks as
 :class:`Chunk` messages as soon as the backend makes them, then :class:`JobDone`. A
-:class:`Cancel` stops the job and nothing more is sent for it. The pipe closing (the front process
+:class:`Cancel` stops the job and nothing more is sent for it; a :class:`Ping` is answered with a
+:class:`Pong` at once. A job's own failure is that job's :class:`JobFailed`; a
+:class:`~xtts_balancer.backends.base.BackendFailedError` (the backend can serve no more, e.g. a
+device error in the batch scheduler) fails the job and ends the process with
+:data:`EXIT_BACKEND_FAILED`, so the supervisor restarts it. The pipe closing (the front process
 died) or a :class:`Stop` ends the process, so a worker never outlives its front process. A
 reporter thread sends a :class:`Load` whenever the backend's measured real-time capacity changes
 (checked every :data:`LOAD_INTERVAL_S`).
@@ -21,12 +25,19 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import numpy as np
 
 from xtts_balancer.backends import backend_class
-from xtts_balancer.backends.base import DEFAULT_VOICE_ID, Backend, JobRejectedError, Synthesis
+from xtts_balancer.backends.base import (
+    DEFAULT_VOICE_ID,
+    Backend,
+    BackendFailedError,
+    JobRejectedError,
+    Synthesis,
+)
 from xtts_balancer.worker.ipc import (
     Cancel,
     Chunk,
@@ -34,6 +45,8 @@ from xtts_balancer.worker.ipc import (
     JobDone,
     JobFailed,
     Load,
+    Ping,
+    Pong,
     Ready,
     StartupFailed,
     Stop,
@@ -47,6 +60,14 @@ logger = logging.getLogger(__name__)
 
 #: How often the reporter thread looks at the backend's load.
 LOAD_INTERVAL_S = 0.25
+#: Exit status of a worker whose backend failed as a whole (the supervisor restarts it).
+EXIT_BACKEND_FAILED = 70
+
+
+def _exit_backend_failed(exc: BackendFailedError) -> None:
+    logger.critical("the backend failed and serves no more (%s); exiting to be restarted", exc)
+    logging.shutdown()
+    os._exit(EXIT_BACKEND_FAILED)
 
 
 def run_worker(conn: Connection, config: WorkerConfig) -> None:
@@ -75,6 +96,8 @@ def run_worker(conn: Connection, config: WorkerConfig) -> None:
                 runner.submit(message)
             elif isinstance(message, Cancel):
                 runner.cancel(message.job_id)
+            elif isinstance(message, Ping):
+                sender.send(Pong(message.seq))
     finally:
         runner.shutdown()
         logging.shutdown()
@@ -118,9 +141,13 @@ class _Sender:
 class _JobRunner:
     """Feeds jobs to the backend; a reader thread per job forwards its chunks."""
 
-    def __init__(self, backend: Backend, sender: _Sender) -> None:
+    def __init__(
+        self, backend: Backend, sender: _Sender,
+        on_fatal: Callable[[BackendFailedError], None] = _exit_backend_failed,
+    ) -> None:  # fmt: skip
         self._backend = backend
         self._sender = sender
+        self._on_fatal = on_fatal
         self._jobs: dict[int, Synthesis] = {}
         self._readers: dict[int, threading.Thread] = {}
         self._cancelled: set[int] = set()
@@ -145,6 +172,10 @@ class _JobRunner:
             synthesis = self._backend.submit(job)
         except JobRejectedError as exc:
             self._fail(job.job_id, exc.message, exc.error)
+            return
+        except BackendFailedError as exc:
+            self._fail(job.job_id, "synthesis failed: the worker is restarting", "worker_failed")
+            self._on_fatal(exc)
             return
         except Exception as exc:  # a bug: fail this job, keep the worker serving the others
             logger.error("job %d could not start", job.job_id, exc_info=exc)
@@ -207,7 +238,11 @@ class _JobRunner:
             if not self._dropped(job_id):
                 self._sender.send(JobDone(job_id, synthesis.codes, time.perf_counter() - t0))
                 return
-        except Exception as exc:  # a bug or a device error: report it, keep serving
+        except BackendFailedError as exc:  # nothing more can be served: restart the worker
+            self._fail(job_id, "synthesis failed: the worker is restarting", "worker_failed")
+            self._on_fatal(exc)
+            return
+        except Exception as exc:  # this job's own failure: report it, keep serving the others
             if not self._dropped(job_id):
                 logger.error("job %d failed", job_id, exc_info=exc)
                 self._fail(job_id, f"synthesis failed: {type(exc).__name__}", "internal_error")

@@ -1,6 +1,6 @@
 """Shared internals: the base of every protocol model and the parsers' JSON and error helpers.
 
-Every model ignores unknown keys (§9.2) and is frozen. The helpers turn a raw frame into a JSON
+Every model ignores unknown keys (§1.3) and is frozen. The helpers turn a raw frame into a JSON
 object, or a pydantic error into one readable line, raising
 :class:`~xtts_core.errors.ProtocolError`.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from xtts_core.errors import ProtocolError
+from xtts_core.protocol.codes import invalid_message
 
 
 class _Model(BaseModel):
@@ -76,15 +76,15 @@ def _load_object(raw: str | bytes) -> dict[str, Any]:
         try:
             raw = bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
-            raise ProtocolError("message is not valid UTF-8") from None
+            raise invalid_message("message is not valid UTF-8") from None
     try:
         obj = json.loads(raw, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ProtocolError(
+        raise invalid_message(
             f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"invalid JSON: {exc}") from None
+        raise invalid_message(f"invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise ProtocolError(f"message must be a JSON object, got {_json_type(obj)}")
+        raise invalid_message(f"message must be a JSON object, got {_json_type(obj)}")
     return obj

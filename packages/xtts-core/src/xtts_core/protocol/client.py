@@ -4,7 +4,7 @@
 ``…/multi-stream-input`` (§3.1: open, text, flush, close context, keep-alive, close socket), with
 ``voice_settings``, ``generation_config`` and ``pronunciation_dictionary_locators`` (§2.3).
 Parsing is strict: :func:`parse_client_message` raises :class:`~xtts_core.errors.ProtocolError`
-with one readable line (§9.2: unknown *fields* are ignored, unknown *shapes* and wrong types are
+with one readable line (§1.3: unknown *fields* are ignored, unknown *shapes* and wrong types are
 not).
 """
 
@@ -23,7 +23,6 @@ from pydantic import (
     model_validator,
 )
 
-from xtts_core.errors import ProtocolError
 from xtts_core.protocol._base import _describe, _json_type, _load_object, _Model
 from xtts_core.protocol.codes import (
     BOS_TEXT,
@@ -31,6 +30,7 @@ from xtts_core.protocol.codes import (
     CHUNK_LENGTH_MIN,
     DEFAULT_CHUNK_LENGTH_SCHEDULE,
     EOS_TEXT,
+    invalid_message,
 )
 
 # --- shared pieces --------------------------------------------------------------------------------
@@ -40,7 +40,7 @@ def _none_to_false(value: object) -> object:
     return False if value is None else value
 
 
-#: A JSON boolean flag; ``null`` means "not set" (§9.2: null values must be accepted).
+#: A JSON boolean flag; ``null`` means "not set" (§1.3: null values must be accepted).
 _Flag = Annotated[StrictBool, BeforeValidator(_none_to_false)]
 
 
@@ -91,13 +91,13 @@ class VoiceSettings(_Model):
 
 
 class GenerationConfig(_Model):
-    """``generation_config`` (§2.3, §2.5.1): when buffered text is spoken."""
+    """``generation_config`` (§2.3, §2.5): when buffered text is spoken."""
 
     chunk_length_schedule: list[int] = Field(
         default_factory=lambda: list(DEFAULT_CHUNK_LENGTH_SCHEDULE)
     )
     """Characters to buffer before the 1st, 2nd, ... generation; the last value repeats. Entries
-    are clamped into 50-500 and an empty or null list means the default (§2.5.2)."""
+    are clamped into 50-500 and an empty or null list means the default (§2.5)."""
 
     @field_validator("chunk_length_schedule", mode="before")
     @classmethod
@@ -146,7 +146,7 @@ class InitializeConnection(_ClientMessage):
     authorization: str | None = None
     """Bearer token (§1.2)."""
     try_trigger_generation: _Flag = False
-    """Not in the init schema, but the official SDK sends ``true`` here (§2.3, §5.2)."""
+    """Not in the init schema, but the official SDK sends ``true`` here (§2.3, §2.4.2)."""
 
 
 class SendText(_ClientMessage):
@@ -312,20 +312,20 @@ def _flag(obj: Mapping[str, Any], key: str) -> bool:
         return False
     if value is True:
         return True
-    raise ProtocolError(f"{key}: must be a boolean, got {_json_type(value)}")
+    raise invalid_message(f"{key}: must be a boolean, got {_json_type(value)}")
 
 
 def _text(obj: Mapping[str, Any]) -> str | None:
     value = obj.get("text")
     if value is not None and not isinstance(value, str):
-        raise ProtocolError(f"text: must be a string, got {_json_type(value)}")
+        raise invalid_message(f"text: must be a string, got {_json_type(value)}")
     return value
 
 
 def _stream_kind(obj: Mapping[str, Any]) -> type[StreamInputMessage]:
     text = _text(obj)
     if text is None:
-        raise ProtocolError("text: field required (every stream-input message carries text)")
+        raise invalid_message("text: field required (every stream-input message carries text)")
     if text == BOS_TEXT and not _flag(obj, "flush"):
         return InitializeConnection
     if text == EOS_TEXT:
@@ -341,7 +341,7 @@ def _multi_kind(obj: Mapping[str, Any]) -> type[MultiStreamInputMessage]:
     text = _text(obj)
     flush = _flag(obj, "flush")
     if text is None and not flush:
-        raise ProtocolError(
+        raise invalid_message(
             "message must carry text, flush: true, close_context: true or close_socket: true"
         )
     if _CONTEXT_SETTINGS_KEYS.intersection(obj):
@@ -380,7 +380,7 @@ def parse_client_message(
       :class:`InitialiseContext`; ``flush`` -> :class:`FlushContext`; ``text == ""`` ->
       :class:`KeepContextAlive`; other text -> :class:`SendTextMulti`.
 
-    Unknown keys are ignored (§9.2); ``null`` stands for an absent optional field.
+    Unknown keys are ignored (§1.3); ``null`` stands for an absent optional field.
 
     Raises:
         ProtocolError: not UTF-8, not JSON, not an object, no recognisable kind, or a field of the
@@ -392,4 +392,4 @@ def parse_client_message(
     try:
         return kind.model_validate(obj)
     except ValidationError as exc:
-        raise ProtocolError(_describe(exc)) from exc
+        raise invalid_message(_describe(exc)) from exc

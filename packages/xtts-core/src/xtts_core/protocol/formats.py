@@ -1,12 +1,11 @@
-"""The ``output_format`` values we serve and their byte formats (§2.8, §8.5, §10.7)."""
+"""The ``output_format`` values we serve and their byte formats (§2.8, §2.8, §2.8)."""
 
 from __future__ import annotations
 
 from enum import Enum
 from typing import Literal, NamedTuple, TypeAlias, cast
 
-from xtts_core.errors import ProtocolError
-from xtts_core.protocol.codes import ErrorCode
+from xtts_core.protocol.codes import ErrorCode, invalid_message
 
 # --- output formats (§2.8) ------------------------------------------------------------------------
 
@@ -23,12 +22,12 @@ class AudioFormat(NamedTuple):
 
 
 class OutputFormat(str, Enum):
-    """The ``output_format`` values we serve (§2.8 and the extras real clients send, §8.5).
+    """The ``output_format`` values we serve (§2.8 and the extras real clients send, §2.8).
 
     ``pcm_R``: raw s16le mono; ``ulaw_8000``/``alaw_8000``: raw G.711; ``mp3_R_B``: MPEG audio at
     B kbit/s; ``opus_48000_B``: Opus in Ogg; ``wav_R``: RIFF/WAV, whole-file HTTP ``convert`` only
     (§4.1). ``mp3_44100`` (the websocket spec's default, with no bit rate) means ``mp3_44100_128``
-    (§10.7).
+    (§2.8).
     """
 
     PCM_8000 = "pcm_8000"
@@ -74,7 +73,7 @@ class OutputFormat(str, Enum):
         return not self.value.startswith("wav_")
 
 
-def _check_output_format(value: object, *, streaming: bool) -> OutputFormat:
+def check_output_format(value: object, *, streaming: bool) -> OutputFormat:
     """The :class:`OutputFormat` named by ``value``; ``ValueError`` with a one-line reason if none."""
     if isinstance(value, OutputFormat):
         fmt = value
@@ -103,6 +102,6 @@ def parse_output_format(value: str, *, streaming: bool = True) -> AudioFormat:
         ProtocolError: the value is not a format we serve; the message lists the ones we do.
     """
     try:
-        return _check_output_format(value, streaming=streaming).audio_format
+        return check_output_format(value, streaming=streaming).audio_format
     except ValueError as exc:
-        raise ProtocolError(str(exc), error=ErrorCode.UNSUPPORTED_OUTPUT_FORMAT.value) from None
+        raise invalid_message(str(exc), ErrorCode.UNSUPPORTED_OUTPUT_FORMAT) from None

@@ -9,14 +9,14 @@ from urllib.parse import parse_qsl
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from xtts_core.errors import ProtocolError
 from xtts_core.protocol._base import _describe, _Model
 from xtts_core.protocol.codes import (
     DEFAULT_INACTIVITY_TIMEOUT_S,
     MAX_INACTIVITY_TIMEOUT_S,
     ErrorCode,
+    invalid_message,
 )
-from xtts_core.protocol.formats import AudioFormat, OutputFormat, _check_output_format
+from xtts_core.protocol.formats import AudioFormat, OutputFormat, check_output_format
 
 # --- query parameters (§2.2) ---------------------------------------------------------------------
 
@@ -65,7 +65,7 @@ class StreamInputQuery(_Model):
     @classmethod
     def _known_format(cls, value: Any) -> OutputFormat:
         try:
-            return _check_output_format(value, streaming=True)
+            return check_output_format(value, streaming=True)
         except ValueError as exc:
             raise PydanticCustomError("output_format", "{reason}", {"reason": str(exc)}) from None
 
@@ -98,9 +98,7 @@ class StreamInputQuery(_Model):
             return cls.model_validate(params)
         except ValidationError as exc:
             fmt_error = any(err["type"] == "output_format" for err in exc.errors())
-            raise ProtocolError(
+            raise invalid_message(
                 "invalid query: " + _describe(exc),
-                error=(
-                    ErrorCode.UNSUPPORTED_OUTPUT_FORMAT if fmt_error else ErrorCode.INVALID_MESSAGE
-                ).value,
+                ErrorCode.UNSUPPORTED_OUTPUT_FORMAT if fmt_error else ErrorCode.INVALID_MESSAGE,
             ) from exc

@@ -1,7 +1,7 @@
-"""Server messages of both sockets and :func:`parse_server_message` (§2.4, §3.2, §7).
+"""Server messages of both sockets and :func:`parse_server_message` (§2.4, §3.2, §2.4).
 
-Audio chunk with alignment (§2.4.1, §2.5.3 key spelling), final message (§2.4.2, §3.2), error
-message (§2.4.3), serialised as the §7 reply templates by ``to_json()``.
+Audio chunk with alignment (§2.4.1, §2.4.1 key spelling), final message (§2.4.2, §3.2), error
+message (§2.4.3), serialised as the §2.4 reply templates by ``to_json()``.
 """
 
 from __future__ import annotations
@@ -24,14 +24,20 @@ from typing_extensions import Self
 
 from xtts_core.errors import ProtocolError
 from xtts_core.protocol._base import _describe, _load_object, _Model
-from xtts_core.protocol.codes import MAX_CONTEXTS_PER_SOCKET, CloseCode, ErrorCode, close_reason
+from xtts_core.protocol.codes import (
+    MAX_CONTEXTS_PER_SOCKET,
+    CloseCode,
+    ErrorCode,
+    close_reason,
+    invalid_message,
+)
 
-# --- server messages (§2.4, §3.2, §7) ------------------------------------------------------------
+# --- server messages (§2.4, §3.2, §2.4) ------------------------------------------------------------
 
 
 class _ServerMessage(_Model):
     def to_json(self) -> str:
-        """The message in the §7 reply template (wire key spellings, nulls kept)."""
+        """The message in the §2.4 reply template (wire key spellings, nulls kept)."""
         return self.model_dump_json(by_alias=True)
 
 
@@ -39,7 +45,7 @@ class Alignment(_Model):
     """Character timings of one audio chunk (§2.4.1): ``chars``, ``charStartTimesMs``,
     ``charDurationsMs``, of equal length, in ms from the start of *this* chunk's audio.
 
-    Serialised with ``charDurationsMs`` (what the real service sends, §2.5.3); the spec's
+    Serialised with ``charDurationsMs`` (what the real service sends, §2.4.1); the spec's
     May-Oct 2025 spellings ``charsDurationsMs``/``charsStartTimesMs`` are accepted on input.
     """
 
@@ -70,7 +76,7 @@ class Alignment(_Model):
 
 
 class AudioOutput(_ServerMessage):
-    """An audio chunk of a stream-input socket (``AudioOutput``, §2.4.1, §7)."""
+    """An audio chunk of a stream-input socket (``AudioOutput``, §2.4.1, §2.4)."""
 
     audio: str = Field(min_length=1)
     """The chunk's bytes in the requested ``output_format``, base64-encoded; never empty."""
@@ -109,7 +115,7 @@ class AudioOutput(_ServerMessage):
 class FinalOutput(_ServerMessage):
     """``{"isFinal": true}`` after the last audio of a stream-input stream (``FinalOutput``, §2.4.2).
 
-    Sent only in reply to EOS; then the server closes with 1000. Serialised in the §7 form with
+    Sent only in reply to EOS; then the server closes with 1000. Serialised in the §2.4 form with
     ``audio`` and both alignments ``null``; never carries audio.
     """
 
@@ -148,14 +154,14 @@ class _ContextReply(_ServerMessage):
 
 
 class AudioOutputMulti(AudioOutput, _ContextReply):
-    """An audio chunk of one multi-stream context (``AudioOutputMulti``, §3.2, §7).
+    """An audio chunk of one multi-stream context (``AudioOutputMulti``, §3.2, §2.4).
 
     Serialised with ``contextId`` and ``context_id`` both set; either is accepted on input.
     """
 
 
 class FinalOutputMulti(_ContextReply):
-    """``{"isFinal": true, "contextId": "c1"}``: a context has finished closing (§3.2, §7).
+    """``{"isFinal": true, "contextId": "c1"}``: a context has finished closing (§3.2, §2.4).
 
     Serialised as ``{"isFinal": true, "contextId": id, "context_id": id, "is_final": true}``: the
     snake-case echoes serve clients that read those spellings (livekit; the docs' own sample).
@@ -169,7 +175,7 @@ class FinalOutputMulti(_ContextReply):
 
 
 class ErrorMessage(_ServerMessage):
-    """``{"message", "error", "code"}``, sent before closing on an error (§2.4.3, §7, §9.4).
+    """``{"message", "error", "code"}``, sent before closing on an error (§2.4.3, §2.4, §5).
 
     Close the socket afterwards with ``code`` and :meth:`close_reason` as the reason.
     """
@@ -239,4 +245,4 @@ def parse_server_message(raw: str | bytes, *, multi_context: bool = False) -> Se
     try:
         return kind.model_validate(obj)
     except ValidationError as exc:
-        raise ProtocolError(_describe(exc)) from exc
+        raise invalid_message(_describe(exc)) from exc

@@ -1,0 +1,267 @@
+"""One speech session, whichever dialect it came in by: the layer under every speech endpoint.
+
+A dialect (stream-input, multi-stream-input, HTTP speech) parses its own messages and renders its
+own replies; everything between is here, written once:
+
+- **admission** (:meth:`SpeechSession.admit`): refused while draining and over
+  ``limits.max_sessions`` (websockets and HTTP alike); in broker mode the broker's signature,
+  else the API key (:func:`~xtts_balancer.jobs.admit_key`: the per-key limit);
+- **registration**: from :meth:`~SpeechSession.open` to :meth:`~SpeechSession.close` the session
+  is in ``state.sessions`` and the session metrics, so the drain waits for it and then ends it
+  (:meth:`~SpeechSession.going_away` cancels the task that serves it);
+- **the voice** (:meth:`~SpeechSession.check_voice`) and its language;
+- **the worker slot** (:meth:`~SpeechSession.slot`): FIFO queue, ``server_busy`` when full or
+  timed out;
+- **one segment spoken** (:meth:`~SpeechSession.speak`): the job on the leased worker, its audio
+  as :class:`~xtts_balancer.sending.Piece` s with alignment, its metrics and generation-log line;
+- **the end** (:meth:`~SpeechSession.record_failure`): error metrics and one log line carrying
+  the session id.
+
+The invariant a changer must keep: :meth:`~SpeechSession.close` gives back everything the session
+took (slot, the key's session count, registration), whatever ended it, and may run twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+
+import numpy as np
+
+from xtts_balancer.broker import verify_stream
+from xtts_balancer.errors import SessionError
+from xtts_balancer.jobs import acquire_slot, admit_key, job_events, new_job, record_segment
+from xtts_balancer.pool import Lease
+from xtts_balancer.sending import AudioOut, Piece
+from xtts_balancer.state import BalancerState
+from xtts_balancer.worker.ipc import Chunk
+from xtts_core.cluster import OriginError, verify_request
+from xtts_core.protocol import CloseCode, ErrorCode
+
+__all__ = ["SpeechSession", "shutting_down", "verify_origin"]
+
+logger = logging.getLogger(__name__)
+
+
+def shutting_down() -> SessionError:
+    """Why a session ends when the server drains."""
+    return SessionError(
+        "The server is shutting down.", ErrorCode.SHUTTING_DOWN, CloseCode.GOING_AWAY
+    )
+
+
+def verify_origin(state: BalancerState, method: str, path: str, headers: Mapping[str, str]) -> str:
+    """The session id of a request or stream the broker signed (broker mode).
+
+    Raises:
+        SessionError: ``invalid_api_key`` (HTTP 403): no, a stale, a wrong or a replayed
+            signature.
+    """
+    settings, cluster = state.settings, state.settings.cluster
+    assert cluster.secret is not None
+    try:
+        if method == "GET":
+            return verify_stream(settings, state.replay_guard, path, headers)
+        session_id = verify_request(
+            cluster.secret.get_secret_value(), method, path, headers,
+            max_skew_s=cluster.max_clock_skew_s,
+        )  # fmt: skip
+        state.replay_guard.claim(session_id)
+        return session_id
+    except OriginError as exc:
+        raise SessionError(
+            f"This balancer is broker-managed; connect through the broker ({exc}).",
+            ErrorCode.INVALID_API_KEY,
+            status=403,
+        ) from None
+
+
+class SpeechSession:
+    """One client's speech session (see the module docstring)."""
+
+    def __init__(self, state: BalancerState, voice_id: str, kind: str) -> None:
+        self.state = state
+        self.settings = state.settings
+        self.voice_id = voice_id
+        self.kind = kind
+        """The dialect, for the logs: ``stream-input``, ``multi-stream-input``, ``http``."""
+        self.session_id = ""
+        """The broker's session id (broker mode), shown on every log line."""
+        self.task: asyncio.Task[object] | None = None
+        """The task serving the session, cancelled by :meth:`going_away`."""
+        self.gone_away = False
+        self.identity: str | None = None
+        self._lease: Lease | None = None
+        self._open = False
+        self._text_chars = 0
+
+    @property
+    def tag(self) -> str:
+        """``session=<id> voice=<voice>``: the prefix of every log line about this session."""
+        return f"session={self.session_id or '-'} {self.kind} voice={self.voice_id!r}"
+
+    # --- admission -------------------------------------------------------------------------------
+
+    def admit(self, method: str, path: str, headers: Mapping[str, str], key: str | None) -> None:
+        """Refuse while draining or over ``limits.max_sessions``; in broker mode check the
+        broker's signature over ``method`` and ``path``, else admit ``key`` if one was sent (a
+        websocket may still send its key in its first message: :meth:`authenticate`).
+
+        Raises:
+            SessionError: ``shutting_down``, ``server_busy``, ``invalid_api_key`` (also for a
+                missing signature in broker mode), ``too_many_sessions``.
+        """
+        state = self.state
+        if state.draining:
+            raise shutting_down()
+        limit = self.settings.limits.max_sessions
+        if limit is not None and len(state.sessions - {self}) >= limit:
+            raise SessionError(
+                f"Too many open sessions (limit {limit}); please try again later.",
+                ErrorCode.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER,
+            )  # fmt: skip
+        if state.broker is not None:
+            self.session_id = verify_origin(state, method, path, headers)
+        elif key is not None:
+            self.authenticate(key)
+
+    @property
+    def needs_key(self) -> bool:
+        """No key was admitted yet and one is needed (not in broker mode)."""
+        return self.identity is None and self.state.broker is None
+
+    def authenticate(self, key: str | None) -> None:
+        """Admit ``key``: its identity, counted against the key's session limit until close."""
+        self.identity = admit_key(self.state, key)
+
+    def count_text(self, text: str) -> None:
+        """Count ``text`` against ``limits.max_text_chars`` (all the session's text together).
+
+        Raises:
+            SessionError: ``text_too_long``.
+        """
+        self._text_chars += len(text)
+        limit = self.settings.limits.max_text_chars
+        if self._text_chars > limit:
+            raise SessionError(
+                f"Too much text: a session may send at most {limit} characters.",
+                ErrorCode.TEXT_TOO_LONG,
+            )
+
+    def check_voice(self, language: str) -> None:
+        """Refuse a voice or a language the workers do not serve (known once one is warm).
+
+        Raises:
+            SessionError: ``voice_not_found``, or ``invalid_message`` naming the languages.
+        """
+        supervisor = self.state.supervisor
+        if supervisor.voices and self.voice_id not in supervisor.voices:
+            raise SessionError(
+                f"A voice with voice_id {self.voice_id!r} was not found.",
+                ErrorCode.VOICE_NOT_FOUND,
+            )
+        if supervisor.languages and language not in supervisor.languages:
+            raise SessionError.invalid(
+                f"language {language!r} is not supported; supported: "
+                + ", ".join(sorted(supervisor.languages))
+            )
+
+    # --- registration ------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Count the session as open (drained on shutdown, in the session metrics)."""
+        if self._open:
+            return
+        self._open = True
+        self.state.sessions.add(self)
+        self.state.metrics.sessions_active.inc()
+        self.state.metrics.sessions_total.inc()
+
+    def close(self) -> None:
+        """Give back the slot, the key's session count and the registration (idempotent)."""
+        self.release_slot()
+        if self.identity is not None:
+            self.state.key_sessions[self.identity] -= 1
+            self.identity = None
+        if self._open:
+            self._open = False
+            self.state.sessions.discard(self)
+            self.state.metrics.sessions_active.dec()
+
+    def going_away(self) -> None:
+        """The shutdown grace period is over: end the session now."""
+        self.gone_away = True
+        if self.task is not None:
+            self.task.cancel()
+
+    # --- the worker slot -----------------------------------------------------------------------------
+
+    @property
+    def has_slot(self) -> bool:
+        return self._lease is not None
+
+    async def acquire_slot(self) -> None:
+        """Lease a worker slot, now or after waiting in the FIFO queue (no-op if held).
+
+        Raises:
+            SessionError: ``server_busy`` (close 1013): the queue is full or the wait timed out.
+        """
+        if self._lease is None:
+            self._lease = await acquire_slot(self.state)
+
+    def release_slot(self) -> None:
+        if self._lease is not None:
+            self.state.pool.release(self._lease)
+            self._lease = None
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a worker slot for the body (see :meth:`acquire_slot`)."""
+        await self.acquire_slot()
+        try:
+            yield
+        finally:
+            self.release_slot()
+
+    # --- speaking ----------------------------------------------------------------------------------
+
+    async def speak(
+        self, text: str, out: AudioOut, *, language: str, speed: float, seed: int | None,
+        chunk_codes: int | None = None, separator: str = " ",
+    ) -> AsyncIterator[Piece]:  # fmt: skip
+        """Speak one segment on the held slot: its audio in pieces with alignment, the last one
+        carrying the segment's remaining characters (and ``separator``, the space that joins it
+        to the next). Leaving early cancels the job at the worker.
+
+        Raises:
+            SessionError: the job failed or its worker was lost.
+        """
+        assert self._lease is not None, "speak() needs a slot"
+        job = new_job(
+            self.state, text, language=language, voice_id=self.voice_id, speed=speed, seed=seed,
+            chunk_codes=chunk_codes,
+        )  # fmt: skip
+        started = time.monotonic()
+        out.start(text + separator, speed)
+        async with contextlib.aclosing(job_events(self.state, self._lease, job)) as events:
+            async for event in events:
+                if isinstance(event, Chunk):
+                    for piece in out.push(np.frombuffer(event.samples, np.float32)):
+                        yield piece
+                    continue
+                for piece in out.end():
+                    yield piece
+                record_segment(
+                    self.state, event, started=started, first_audio_s=out.first_audio_s,
+                    audio_ms=out.audio_ms,
+                )  # fmt: skip
+
+    # --- the end -----------------------------------------------------------------------------------
+
+    def record_failure(self, exc: SessionError) -> None:
+        """Count ``exc`` in the error metrics and log it with the session's tag."""
+        self.state.metrics.errors.labels(exc.error).inc()
+        logger.info("%s: %s (%s)", self.tag, exc.message, exc.error)
