@@ -11,13 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from xtts_core.errors import ParameterError  # noqa: E402
-from xtts_core.generate import (  # noqa: E402
-    FAKE_PROMPT_ID,
-    CodeStream,
-    SamplingParams,
-    process_logits,
-    sample,
-)
+from xtts_core.generate import CodeStream  # noqa: E402
+from xtts_core.sampling import FAKE_PROMPT_ID, SamplingParams, process_logits, sample  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

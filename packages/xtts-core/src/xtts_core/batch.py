@@ -9,10 +9,12 @@ streams that joined (chunked prefill: a long new prompt never stalls the others 
 prompt's worth of compute). Reading the weights once per step for every stream, instead of once per
 stream, is where the throughput comes from.
 
-Sampling stays per stream, with its own parameters, history and RNG, in the same order of
-operations as :class:`~xtts_core.generate.CodeStream`: a stream's codes do not depend on who else is
-in the batch, and a seeded sentence gives the same codes batched as alone (latents equal to float
-rounding).
+Sampling stays per stream, with its own parameters, history and RNG: a stream's codes do not
+depend on who else is in the batch, and a seeded sentence gives the same codes batched as alone
+(latents equal to float rounding). A decoder of one slot is how a single sentence is decoded
+(:class:`~xtts_core.generate.CodeStream`), so the CLI, the benchmarks and the server run this one
+decode path. A stream may also be teacher-forced: fed given codes instead of sampled ones, each
+step still reporting the logits the code would have been drawn from.
 
 What it does not do: vocoding (each stream's latents go to its own
 :class:`~xtts_core.stream.IncrementalVocoder`), text handling, or threading: one thread drives
@@ -26,6 +28,7 @@ import heapq
 import itertools
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xtts_core._extras import require_inference
@@ -35,11 +38,19 @@ require_inference("xtts_core.batch")
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from xtts_core.capacity import check_kv_pool, slot_positions  # noqa: E402
+from xtts_core.config import GPTConfig  # noqa: E402
 from xtts_core.decode_graphs import DecodeGraphs  # noqa: E402
 from xtts_core.errors import CapacityError, ParameterError  # noqa: E402
-from xtts_core.generate import FAKE_PROMPT_ID, SamplingParams, process_logits, sample  # noqa: E402
-from xtts_core.model.gpt import GPT, Contiguous, KVCache, Scattered  # noqa: E402
+from xtts_core.kv_cache import Contiguous, KVCache, Scattered, check_kv_pool, slot_positions  # noqa: E402
+from xtts_core.model.gpt import GPT  # noqa: E402
+from xtts_core.sampling import (  # noqa: E402
+    FAKE_PROMPT_ID,
+    SamplingParams,
+    code_limit,
+    process_logits,
+    sample,
+)
+from xtts_core.steps import decode_one_token, prefill, prompt_embeddings  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -48,25 +59,33 @@ class BatchedStream:
     """One sentence inside a :class:`BatchDecoder`: a handle the decoder updates at each step.
 
     ``codes`` grows by one per step while the stream decodes; ``finished`` turns true when it
-    yielded the stop code, reached its code limit, or was cancelled. The methods are the
-    decoder's: they keep this stream's bookkeeping in one place.
+    yielded the stop code, reached its code limit, or was cancelled. ``seen`` (1, V) marks the
+    codes the repetition penalty covers: the reference's fake prompt ids from the start, then
+    every code drawn. With ``forced`` codes the stream is fed those instead of sampling, and
+    takes exactly that many steps. The methods are the decoder's: they keep this stream's
+    bookkeeping in one place.
     """
 
     def __init__(
-        self, ident: int, row: int, prompt: Tensor, params: SamplingParams, max_new: int,
-        seen: Tensor, generator: torch.Generator | None,
+        self, ident: int, row: int, prompt: Tensor, params: SamplingParams, cfg: GPTConfig,
+        forced: Sequence[int] | None = None,
     ) -> None:  # fmt: skip
+        device = prompt.device
         self.id = ident
         self.row = row
         self.params = params
-        self.max_new = max_new
+        self.max_new = code_limit(params, cfg) if forced is None else len(forced)
         self.codes: list[int] = []
         self.finished = False
         self.prompt_len = prompt.shape[1]
+        self.seen = torch.zeros(1, cfg.num_audio_tokens, dtype=torch.bool, device=device)
+        self.seen[:, [FAKE_PROMPT_ID, cfg.start_audio_token]] = True
         self._prompt: Tensor | None = prompt  # (1, P, C) until prefilled
         self._prefilled = 0
-        self._seen = seen
-        self._generator = generator
+        self._forced = None if forced is None else list(forced)
+        self._generator: torch.Generator | None = None
+        if params.seed is not None:
+            self._generator = torch.Generator(device=device).manual_seed(params.seed)
         self._latents: Tensor | None = None  # (1, C) of the newest position, awaiting sampling
         self._logits: Tensor | None = None
 
@@ -107,7 +126,7 @@ class BatchedStream:
     def pending(self) -> tuple[Tensor, Tensor]:
         """Logits (1, V) of the newest position and the codes seen so far (1, V), to process."""
         assert self._logits is not None
-        return self._logits, self._seen
+        return self._logits, self.seen
 
     @property
     def own_rng(self) -> bool:
@@ -117,16 +136,23 @@ class BatchedStream:
 
     def draw(self, scores: Tensor) -> Tensor:
         """Draw the next code (1,) from this stream's processed ``scores`` (1, V) with its own
-        RNG, exactly as :class:`~xtts_core.generate.CodeStream` does."""
+        RNG."""
         return sample(scores, self.params, self._generator)
+
+    def forced_code(self) -> Tensor | None:
+        """The next code (1,) of a teacher-forced stream, on the device; None when it samples."""
+        if self._forced is None:
+            return None
+        return torch.tensor(self._forced[len(self.codes) : len(self.codes) + 1], device=self.seen.device)
 
     def accept(self, value: int, stop_code: int) -> StepOutput:
         """Record the drawn code; the output carries the latent of the position that made it."""
-        assert self._latents is not None
+        assert self._latents is not None and self._logits is not None
         self.codes.append(value)
-        self._seen[0, value] = True
-        done = value == stop_code or len(self.codes) == self.max_new
-        return StepOutput(self, value, self._latents[0].float(), done)
+        self.seen[0, value] = True
+        stopped = value == stop_code and self._forced is None
+        done = stopped or len(self.codes) == self.max_new
+        return StepOutput(self, value, self._latents[0].float(), self._logits[0], done)
 
     def close(self) -> None:
         """Finished or cancelled: drop the tensors it holds."""
@@ -160,11 +186,13 @@ class _ReadBack:
 
 @dataclass(frozen=True)
 class StepOutput:
-    """One code of one stream from a step, with the latent the vocoder needs for it."""
+    """One code of one stream from a step, with the latent the vocoder needs for it and the raw
+    logits (V,) it was drawn from (what a teacher-forced comparison reads)."""
 
     stream: BatchedStream
     code: int
     latent: Tensor  # (C,) float32
+    logits: Tensor  # (V,) in the model's dtype
     finished: bool
 
 
@@ -175,7 +203,7 @@ class BatchDecoder:
     sequence length of every slot (default: the longest prompt the model takes plus its code
     limit). The KV pool is ``layers x max_streams x heads x max_positions x head_dim`` keys and as
     many values, in the model's dtype, allocated once, after checking that it fits the device's
-    free memory and ``memory_budget`` bytes (:func:`~xtts_core.capacity.check_kv_pool`).
+    free memory and ``memory_budget`` bytes (:func:`~xtts_core.kv_cache.check_kv_pool`).
 
     ``decode_graphs`` runs the decode steps in fixed shapes (:class:`~xtts_core.decode_graphs.
     DecodeGraphs`), replayed as CUDA graphs on a CUDA device, attention reading spans of
@@ -197,15 +225,9 @@ class BatchDecoder:
         self.max_positions = max_positions or slot_positions(cfg)
         length = self.max_positions + (1 if decode_graphs else 0)  # the graphs' scratch position
         check_kv_pool(cfg, max_streams, weight.dtype, weight.device, memory_budget, length)
-        self.pool = KVCache(
-            cfg.layers, max_streams, cfg.heads, length, cfg.width // cfg.heads, weight.dtype,
-            weight.device,
-        )  # fmt: skip
-        # A step reads positions up to the longest stream's length; shorter rows hold stale or
-        # unwritten values there. The mask hides them, but a NaN from uninitialised memory would
-        # still poison the masked softmax, so the pool starts zeroed.
-        self.pool.k.zero_()
-        self.pool.v.zero_()
+        # Several rows, or the fixed-shape steps, read past a shorter row's end: a zeroed pool.
+        zeroed = max_streams > 1 or decode_graphs
+        self.pool = KVCache.for_model(cfg, max_streams, length, weight.dtype, weight.device, zeroed)
         self.graphs = DecodeGraphs(model, self.pool, span_step) if decode_graphs else None
         self._free_rows = list(range(max_streams))  # a heap: the lowest free row goes first
         self._prefilling: deque[BatchedStream] = deque()
@@ -224,30 +246,29 @@ class BatchDecoder:
 
     @torch.inference_mode()
     def add(
-        self, cond_latents: Tensor, text_ids: list[int], params: SamplingParams
-    ) -> BatchedStream:
-        """Queue a sentence (voice latents (1, L, C), token ids); it prefills over the next steps."""
+        self, cond_latents: Tensor, text_ids: list[int], params: SamplingParams,
+        forced: Sequence[int] | None = None,
+    ) -> BatchedStream:  # fmt: skip
+        """Queue a sentence (voice latents (1, L, C), token ids); it prefills over the next steps.
+
+        ``forced`` teacher-forces it: it is fed these codes (1 up to its code limit) in place of
+        sampled ones, so it takes exactly that many steps (see :class:`BatchedStream`).
+        """
         if not self._free_rows:
-            raise CapacityError(f"all {self.pool.k.shape[1]} stream slots are in use")
-        model, cfg = self.model, self.model.cfg
-        weight = model.mel_head.weight
-        ids = torch.tensor([text_ids], dtype=torch.long, device=weight.device)
-        start = torch.full((1, 1), cfg.start_audio_token, dtype=torch.long, device=weight.device)
-        prefix = model.text_prefix(cond_latents.to(weight.device, weight.dtype), ids)
-        prompt = torch.cat([prefix, model.audio_embedding(start, 0).to(prefix.dtype)], dim=1)
-        max_new = min(params.max_new_codes or cfg.max_new_codes, cfg.max_new_codes)
+            raise CapacityError(f"all {self.pool.batch} stream slots are in use")
+        ids = torch.tensor([text_ids], dtype=torch.long)
+        prompt = prompt_embeddings(self.model, cond_latents, ids)  # (1, P, C)
+        limit = code_limit(params, self.model.cfg)
+        if forced is not None and not 0 < len(forced) <= limit:
+            raise ParameterError(f"teacher forcing takes 1 to {limit} codes, got {len(forced)}")
+        max_new = limit if forced is None else len(forced)
         if prompt.shape[1] + max_new - 1 > self.max_positions:
             raise ParameterError(
                 f"a prompt of {prompt.shape[1]} positions plus {max_new} codes does not fit the "
                 f"{self.max_positions} positions of a decoder slot"
             )
-        seen = torch.zeros(1, cfg.num_audio_tokens, dtype=torch.bool, device=weight.device)
-        seen[:, [FAKE_PROMPT_ID, cfg.start_audio_token]] = True
-        generator = None
-        if params.seed is not None:
-            generator = torch.Generator(device=weight.device).manual_seed(params.seed)
         row = heapq.heappop(self._free_rows)
-        stream = BatchedStream(next(self._ids), row, prompt, params, max_new, seen, generator)
+        stream = BatchedStream(next(self._ids), row, prompt, params, self.model.cfg, forced)
         self._prefilling.append(stream)
         return stream
 
@@ -311,13 +332,17 @@ class BatchDecoder:
         top-k, sort and softmax over 8194 codes dominate a step's sampling). Seeded streams then
         draw one by one, each with its own RNG; the rest of the group draws in one call (from
         torch's global RNG, or greedily), which on a GPU is one kernel launch instead of one
-        per stream.
+        per stream. A teacher-forced stream takes its next given code.
         """
         stop = self.model.cfg.stop_audio_token
         groups: dict[tuple[SamplingParams, bool], list[BatchedStream]] = {}
-        for stream in self._decoding:
-            groups.setdefault(stream.sampling_key(), []).append(stream)
         codes: dict[int, Tensor] = {}
+        for stream in self._decoding:
+            forced = stream.forced_code()
+            if forced is not None:
+                codes[stream.id] = forced
+            else:
+                groups.setdefault(stream.sampling_key(), []).append(stream)
         for (params, _), streams in groups.items():
             streams.sort(key=lambda s: s.own_rng)  # the shared draw reads the first rows: a view
             pending = [s.pending() for s in streams]
@@ -349,10 +374,8 @@ class BatchDecoder:
         else:
             device = self.pool.k.device
             place = Scattered.for_step(rows, positions, device)
-            emb = self.model.audio_embedding(
-                codes[:, None], torch.tensor(audio_pos, device=device)
-            )  # (B, 1, C)
-            latents, logits = self.model(emb, self.pool, place)
+            at = torch.tensor(audio_pos, device=device)
+            latents, logits = decode_one_token(self.model, codes, at, self.pool, place)
         return {s.id: (latents[i : i + 1], logits[i : i + 1]) for i, s in enumerate(streams)}
 
     def _prefill(self) -> None:
@@ -361,7 +384,7 @@ class BatchDecoder:
             stream = self._prefilling[0]
             chunk, start = stream.prompt_chunk(budget)
             place = Contiguous(slice(stream.row, stream.row + 1), start)
-            latents, logits = self.model(chunk, self.pool, place)
+            latents, logits = prefill(self.model, chunk, self.pool, place)
             stream.prefilled(chunk.shape[1], latents, logits)
             budget -= chunk.shape[1]
             if not stream.prefilling:
