@@ -48,8 +48,8 @@ import torch
 import xtts_core.chunking as chunking_mod
 from xtts_core.engine import StreamOptions, XttsEngine
 from xtts_core.generate import CodeStream, SamplingParams
-from xtts_core.random_checkpoint import write_random_checkpoint
 from xtts_core.model.hifigan import HifiganGenerator
+from xtts_core.random_checkpoint import write_random_checkpoint
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog while the sun sets slowly behind the distant "

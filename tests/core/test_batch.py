@@ -14,9 +14,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from forced_codes import forced  # noqa: E402
+
 from xtts_core.batch import BatchDecoder, BatchedStream  # noqa: E402
 from xtts_core.errors import CapacityError, ParameterError  # noqa: E402
-from forced_codes import forced  # noqa: E402
 from xtts_core.generate import CodeStream, SamplingParams  # noqa: E402
 
 if TYPE_CHECKING:

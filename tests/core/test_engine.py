@@ -17,6 +17,8 @@ import pytest
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
 
+from forced_codes import forced  # noqa: E402
+
 from xtts_core.engine import AudioChunk, StreamOptions, Synthesis, XttsEngine  # noqa: E402
 from xtts_core.errors import (  # noqa: E402
     ParameterError,
@@ -26,7 +28,6 @@ from xtts_core.errors import (  # noqa: E402
     XttsError,
 )
 from xtts_core.generate import SamplingParams  # noqa: E402
-from forced_codes import forced  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -212,7 +213,9 @@ def test_interleaved_streams_equal_each_alone(
 def test_denoise(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
     pytest.importorskip("noisereduce")
     engine = engine_fast_vocoder
-    denoised = list(engine.stream(TEXT, "en", voice, forced(N), options=StreamOptions(denoise=True)))
+    denoised = list(
+        engine.stream(TEXT, "en", voice, forced(N), options=StreamOptions(denoise=True))
+    )
     plain = list(engine.stream(TEXT, "en", voice, forced(N), options=StreamOptions()))
     check_chunks(denoised, N, engine.sample_rate)
     assert [c.samples.size for c in denoised] == [c.samples.size for c in plain]

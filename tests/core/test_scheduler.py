@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("torch")
 
+from forced_codes import forced
+
 from xtts_core import chunking
 from xtts_core.chunking import AudioChunk, StreamOptions
 from xtts_core.errors import JobCancelledError, ParameterError, TextError
-from forced_codes import forced
-from xtts_core.generate import SamplingParams
 from xtts_core.scheduler import BatchScheduler
 from xtts_core.stream import vocode_windows
 

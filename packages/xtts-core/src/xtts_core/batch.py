@@ -143,7 +143,9 @@ class BatchedStream:
         """The next code (1,) of a teacher-forced stream, on the device; None when it samples."""
         if self._forced is None:
             return None
-        return torch.tensor(self._forced[len(self.codes) : len(self.codes) + 1], device=self.seen.device)
+        return torch.tensor(
+            self._forced[len(self.codes) : len(self.codes) + 1], device=self.seen.device
+        )
 
     def accept(self, value: int, stop_code: int) -> StepOutput:
         """Record the drawn code; the output carries the latent of the position that made it."""

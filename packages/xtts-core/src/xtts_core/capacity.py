@@ -22,6 +22,7 @@ from xtts_core.errors import ParameterError
 
 __all__ = ["RealtimeCapacity", "StepEstimate"]
 
+
 @dataclass(frozen=True)
 class StepEstimate:
     """What :meth:`RealtimeCapacity.estimate` reports."""

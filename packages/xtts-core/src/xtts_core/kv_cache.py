@@ -71,7 +71,9 @@ class Scattered:
     mask: Tensor | None
 
     @classmethod
-    def masked(cls, rows: Tensor, read_rows: slice | Tensor, positions: Tensor, span: int) -> Scattered:
+    def masked(
+        cls, rows: Tensor, read_rows: slice | Tensor, positions: Tensor, span: int
+    ) -> Scattered:
         """The place with each row's mask computed on the device from ``positions`` (B,): what a
         fixed-shape step does, since it cannot know the positions on the host."""
         seen = torch.arange(span, device=positions.device)[None, :] <= positions[:, None]
