@@ -47,7 +47,8 @@ def prefill(
     """Write prompt embeddings (B, T, C) at ``place`` (an int: positions ``place ..`` of rows
     ``0 .. B-1``); returns (latents, logits) of the last position, the start code's once the
     whole prompt is in."""
-    return model(prompt, cache, place)
+    out: tuple[Tensor, Tensor] = model(prompt, cache, place)
+    return out
 
 
 def decode_one_token(
@@ -56,4 +57,5 @@ def decode_one_token(
     """Feed codes (B,) at audio position ``audio_pos`` (an int, or one per row (B,)) to the cache
     at ``place`` (an int: that sequence position of rows ``0 .. B-1``)."""
     emb = model.audio_embedding(codes[:, None], audio_pos)  # (B, 1, C)
-    return model(emb, cache, place)
+    out: tuple[Tensor, Tensor] = model(emb, cache, place)
+    return out

@@ -271,6 +271,8 @@ class HifiDecoder(FrameMapping, nn.Module):
     ``gpt_code_stride_len``, coqui's ``ar_mel_length_compression``).
     """
 
+    waveform_decoder: HifiganGenerator
+
     def __init__(
         self,
         input_sample_rate: int = 22050,
