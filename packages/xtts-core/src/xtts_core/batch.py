@@ -23,13 +23,11 @@ What it does not do: vocoding (each stream's latents go to its own
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import logging
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from xtts_core._extras import require_inference
 
@@ -38,164 +36,25 @@ require_inference("xtts_core.batch")
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from xtts_core.config import GPTConfig  # noqa: E402
+from xtts_core.batch_stream import BatchedStream, StepOutput  # noqa: E402
 from xtts_core.decode_graphs import DecodeGraphs  # noqa: E402
 from xtts_core.errors import CapacityError, ParameterError  # noqa: E402
-from xtts_core.kv_cache import Contiguous, KVCache, Scattered, check_kv_pool, slot_positions  # noqa: E402
-from xtts_core.model.gpt import GPT  # noqa: E402
-from xtts_core.sampling import (  # noqa: E402
-    FAKE_PROMPT_ID,
-    SamplingParams,
-    code_limit,
-    process_logits,
-    sample,
+from xtts_core.kv_cache import (  # noqa: E402
+    Contiguous,
+    KVCache,
+    PrefixCache,
+    Scattered,
+    check_kv_pool,
+    slot_positions,
 )
+from xtts_core.model.gpt import GPT  # noqa: E402
+from xtts_core.readback import ReadBack  # noqa: E402
+from xtts_core.sampling import SamplingParams, code_limit, process_logits, sample  # noqa: E402
 from xtts_core.steps import decode_one_token, prefill, prompt_embeddings  # noqa: E402
 
+__all__ = ["BatchDecoder", "BatchedStream", "StepOutput"]
+
 logger = logging.getLogger(__name__)
-
-
-class BatchedStream:
-    """One sentence inside a :class:`BatchDecoder`: a handle the decoder updates at each step.
-
-    ``codes`` grows by one per step while the stream decodes; ``finished`` turns true when it
-    yielded the stop code, reached its code limit, or was cancelled. ``seen`` (1, V) marks the
-    codes the repetition penalty covers: the reference's fake prompt ids from the start, then
-    every code drawn. With ``forced`` codes the stream is fed those instead of sampling, and
-    takes exactly that many steps. The methods are the decoder's: they keep this stream's
-    bookkeeping in one place.
-    """
-
-    def __init__(
-        self, ident: int, row: int, prompt: Tensor, params: SamplingParams, cfg: GPTConfig,
-        forced: Sequence[int] | None = None,
-    ) -> None:  # fmt: skip
-        device = prompt.device
-        self.id = ident
-        self.row = row
-        self.params = params
-        self.max_new = code_limit(params, cfg) if forced is None else len(forced)
-        self.codes: list[int] = []
-        self.finished = False
-        self.prompt_len = prompt.shape[1]
-        self.seen = torch.zeros(1, cfg.num_audio_tokens, dtype=torch.bool, device=device)
-        self.seen[:, [FAKE_PROMPT_ID, cfg.start_audio_token]] = True
-        self._prompt: Tensor | None = prompt  # (1, P, C) until prefilled
-        self._prefilled = 0
-        self._forced = None if forced is None else list(forced)
-        self._generator: torch.Generator | None = None
-        if params.seed is not None:
-            self._generator = torch.Generator(device=device).manual_seed(params.seed)
-        self._latents: Tensor | None = None  # (1, C) of the newest position, awaiting sampling
-        self._logits: Tensor | None = None
-
-    @property
-    def prefilling(self) -> bool:
-        """True until the whole prompt is in the cache (no code has been drawn yet)."""
-        return self._prompt is not None
-
-    @property
-    def position(self) -> int:
-        """Sequence position the code drawn last goes to (the prompt ends with the start code)."""
-        return self.prompt_len + len(self.codes) - 1
-
-    def prompt_chunk(self, budget: int) -> tuple[Tensor, int]:
-        """The next at most ``budget`` prompt embeddings (1, n, C) and the position of the first."""
-        assert self._prompt is not None
-        start = self._prefilled
-        return self._prompt[:, start : start + budget], start
-
-    def prefilled(self, n: int, latents: Tensor, logits: Tensor) -> None:
-        """``n`` more prompt positions are cached; after the last, ``latents``/``logits`` are the
-        start code's and the stream can draw its first code."""
-        self._prefilled += n
-        if self._prefilled == self.prompt_len:
-            self._prompt = None
-            self.fed(latents, logits)
-
-    def fed(self, latents: Tensor, logits: Tensor) -> None:
-        """The forward of the newest position gave these (1, C) latents and (1, V) logits."""
-        self._latents, self._logits = latents, logits
-
-    def sampling_key(self) -> tuple[SamplingParams, bool]:
-        """Streams with equal keys have their logits processed together: the same parameters
-        (seed aside: each stream keeps its own generator) and the same min-length state."""
-        params = dataclasses.replace(self.params, seed=None)
-        return params, len(self.codes) < self.params.min_new_codes
-
-    def pending(self) -> tuple[Tensor, Tensor]:
-        """Logits (1, V) of the newest position and the codes seen so far (1, V), to process."""
-        assert self._logits is not None
-        return self._logits, self.seen
-
-    @property
-    def own_rng(self) -> bool:
-        """True when this stream draws with its own seeded generator; the others (unseeded, or
-        greedy) can draw together in one call without changing what a stream gets."""
-        return self._generator is not None and self.params.do_sample
-
-    def draw(self, scores: Tensor) -> Tensor:
-        """Draw the next code (1,) from this stream's processed ``scores`` (1, V) with its own
-        RNG."""
-        return sample(scores, self.params, self._generator)
-
-    def forced_code(self) -> Tensor | None:
-        """The next code (1,) of a teacher-forced stream, on the device; None when it samples."""
-        if self._forced is None:
-            return None
-        return torch.tensor(
-            self._forced[len(self.codes) : len(self.codes) + 1], device=self.seen.device
-        )
-
-    def accept(self, value: int, stop_code: int) -> StepOutput:
-        """Record the drawn code; the output carries the latent of the position that made it."""
-        assert self._latents is not None and self._logits is not None
-        self.codes.append(value)
-        self.seen[0, value] = True
-        stopped = value == stop_code and self._forced is None
-        done = stopped or len(self.codes) == self.max_new
-        return StepOutput(self, value, self._latents[0].float(), self._logits[0], done)
-
-    def close(self) -> None:
-        """Finished or cancelled: drop the tensors it holds."""
-        self.finished = True
-        self._prompt = self._latents = self._logits = None
-
-
-class _ReadBack:
-    """Values of a device tensor for the host, copied when created and read when needed.
-
-    On CUDA the copy goes to pinned memory without blocking and an event marks its end, so work
-    queued after it (the next forward) does not have to finish before the values can be read.
-    """
-
-    def __init__(self, values: Tensor) -> None:
-        self._event: torch.cuda.Event | None = None
-        if values.is_cuda:
-            self._host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
-            self._host.copy_(values, non_blocking=True)
-            self._event = torch.cuda.Event()  # type: ignore[no-untyped-call]
-            self._event.record()
-        else:
-            self._host = values
-
-    def tolist(self) -> list[int]:
-        if self._event is not None:
-            self._event.synchronize()
-        values: list[int] = self._host.tolist()
-        return values
-
-
-@dataclass(frozen=True)
-class StepOutput:
-    """One code of one stream from a step, with the latent the vocoder needs for it and the raw
-    logits (V,) it was drawn from (what a teacher-forced comparison reads)."""
-
-    stream: BatchedStream
-    code: int
-    latent: Tensor  # (C,) float32
-    logits: Tensor  # (V,) in the model's dtype
-    finished: bool
 
 
 class BatchDecoder:
@@ -207,6 +66,10 @@ class BatchDecoder:
     many values, in the model's dtype, allocated once, after checking that it fits the device's
     free memory and ``memory_budget`` bytes (:func:`~xtts_core.kv_cache.check_kv_pool`).
 
+    ``prefix_cache`` (:class:`~xtts_core.kv_cache.PrefixCache`) holds the keys and values of
+    the voices' conditioning latents: a sentence of a voice found there copies them into its row
+    and prefills only its text and start code; one not found stores them once prefilled.
+
     ``decode_graphs`` runs the decode steps in fixed shapes (:class:`~xtts_core.decode_graphs.
     DecodeGraphs`), replayed as CUDA graphs on a CUDA device, attention reading spans of
     ``span_step`` positions; the pool then holds one scratch position more per slot. A stream
@@ -216,7 +79,7 @@ class BatchDecoder:
     def __init__(
         self, model: GPT, max_streams: int, prefill_chunk: int = 128,
         max_positions: int | None = None, memory_budget: int | None = None,
-        decode_graphs: bool = False, span_step: int = 128,
+        decode_graphs: bool = False, span_step: int = 128, prefix_cache: PrefixCache | None = None,
     ) -> None:  # fmt: skip
         cfg = model.cfg
         if max_streams < 1 or prefill_chunk < 1:
@@ -231,6 +94,8 @@ class BatchDecoder:
         zeroed = max_streams > 1 or decode_graphs
         self.pool = KVCache.for_model(cfg, max_streams, length, weight.dtype, weight.device, zeroed)
         self.graphs = DecodeGraphs(model, self.pool, span_step) if decode_graphs else None
+        self.prefix_cache = prefix_cache
+        self._misses: dict[int, tuple[bytes, int]] = {}  # stream id -> (prefix key, positions)
         self._free_rows = list(range(max_streams))  # a heap: the lowest free row goes first
         self._prefilling: deque[BatchedStream] = deque()
         self._decoding: list[BatchedStream] = []
@@ -269,8 +134,17 @@ class BatchDecoder:
                 f"a prompt of {prompt.shape[1]} positions plus {max_new} codes does not fit the "
                 f"{self.max_positions} positions of a decoder slot"
             )
-        row = heapq.heappop(self._free_rows)
-        stream = BatchedStream(next(self._ids), row, prompt, params, self.model.cfg, forced)
+        row, ident = heapq.heappop(self._free_rows), next(self._ids)
+        cached = 0
+        if self.prefix_cache is not None:
+            key = PrefixCache.key(cond_latents)
+            hit = self.prefix_cache.get(key)
+            if hit is None:
+                self._misses[ident] = (key, cond_latents.shape[1])
+            else:
+                self.pool.write_prefix(row, *hit)
+                cached = cond_latents.shape[1]
+        stream = BatchedStream(ident, row, prompt, params, self.model.cfg, forced, cached)
         self._prefilling.append(stream)
         return stream
 
@@ -313,7 +187,7 @@ class BatchDecoder:
         drawn = self._draw()
         outputs: list[StepOutput] = []
         if drawn:
-            values = _ReadBack(torch.cat([code for _, code in drawn]))
+            values = ReadBack(torch.cat([code for _, code in drawn]))
             feeding = [(s, code) for s, code in drawn if len(s.codes) + 1 < s.max_new]
             fed = self._feed(feeding) if feeding else {}
             stop = self.model.cfg.stop_audio_token
@@ -391,7 +265,16 @@ class BatchDecoder:
             budget -= chunk.shape[1]
             if not stream.prefilling:
                 self._decoding.append(self._prefilling.popleft())
+                self._keep_prefix(stream)
+
+    def _keep_prefix(self, stream: BatchedStream) -> None:
+        """A prefilled stream whose voice missed the prefix cache gives it its latents' K/V."""
+        miss = self._misses.pop(stream.id, None)
+        if miss is not None and self.prefix_cache is not None:
+            key, positions = miss
+            self.prefix_cache.put(key, *self.pool.read_prefix(stream.row, positions))
 
     def _release(self, stream: BatchedStream) -> None:
+        self._misses.pop(stream.id, None)
         stream.close()
         heapq.heappush(self._free_rows, stream.row)

@@ -24,6 +24,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from xtts_core.batch import BatchDecoder, StepOutput  # noqa: E402
+from xtts_core.kv_cache import PrefixCache  # noqa: E402
 from xtts_core.model.gpt import GPT  # noqa: E402
 from xtts_core.sampling import SamplingParams, code_limit  # noqa: E402
 from xtts_core.steps import prompt_positions  # noqa: E402
@@ -37,16 +38,20 @@ class CodeStream:
     Iterate it to get ``(code, latent)`` pairs, the latent being the vocoder input paired with the
     code (the hidden state of the position that produced it). The stop code is yielded with its
     latent, as the reference does, and ends the iteration. Iterate it, or teacher-force it, once.
+    ``prefix_cache`` outlives the stream: the next sentence of the same voice reuses the keys and
+    values of its conditioning latents (see :class:`~xtts_core.kv_cache.PrefixCache`).
     """
 
     def __init__(
-        self, model: GPT, cond_latents: Tensor, text_ids: list[int], params: SamplingParams
-    ) -> None:
+        self, model: GPT, cond_latents: Tensor, text_ids: list[int], params: SamplingParams,
+        prefix_cache: PrefixCache | None = None,
+    ) -> None:  # fmt: skip
         self.max_new = code_limit(params, model.cfg)
         prompt = prompt_positions(cond_latents.shape[1], len(text_ids))
         self._decoder = BatchDecoder(
-            model, max_streams=1, prefill_chunk=prompt, max_positions=prompt + self.max_new - 1
-        )
+            model, max_streams=1, prefill_chunk=prompt, max_positions=prompt + self.max_new - 1,
+            prefix_cache=prefix_cache,
+        )  # fmt: skip
         self._args = (cond_latents, text_ids, params)
         self.stream = self._decoder.add(*self._args)
 

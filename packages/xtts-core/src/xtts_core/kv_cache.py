@@ -7,7 +7,10 @@ CUDA graphs can replay). A forward says where its new positions go with a :class
 position per stream of a batched step, each stream at its own length). :meth:`KVCache.update`
 writes the new keys and values there and returns what attention reads, with the mask that keeps
 each row to its own positions: the attention layer never indexes the cache itself.
-:func:`check_kv_pool` sizes a pool before it is allocated.
+:class:`PrefixCache` keeps, per voice, the keys and values of the conditioning latents, which
+come first in every prompt and carry no position embedding: under causal attention they are the
+same for every sentence of that voice, so a sentence copies them into its row instead of
+prefilling them again. :func:`check_kv_pool` sizes a pool before it is allocated.
 
 The invariant a changer must keep: a row only ever reads positions it wrote, or, in a batched
 step that reads past a shorter row's end, positions the mask hides (such a pool is created
@@ -16,7 +19,10 @@ zeroed, so a NaN of uninitialised memory cannot reach the masked softmax).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +40,7 @@ __all__ = [
     "CachePlace",
     "Contiguous",
     "KVCache",
+    "PrefixCache",
     "Scattered",
     "check_kv_pool",
     "free_memory",
@@ -154,6 +161,59 @@ class KVCache(nn.Module):
         keys = self.k[layer, place.read_rows, :, : place.span]  # (B, H, span, D)
         values = self.v[layer, place.read_rows, :, : place.span]
         return keys, values, place.mask
+
+    def read_prefix(self, row: int, n: int) -> tuple[Tensor, Tensor]:
+        """Copies of the keys and values (layers, H, n, D) of the first ``n`` positions of a row."""
+        return self.k[:, row, :, :n].clone(), self.v[:, row, :, :n].clone()
+
+    def write_prefix(self, row: int, k: Tensor, v: Tensor) -> None:
+        """Put keys and values (layers, H, n, D) of :meth:`read_prefix` at a row's first positions."""
+        n = k.shape[2]
+        self.k[:, row, :, :n] = k
+        self.v[:, row, :, :n] = v
+
+
+class PrefixCache:
+    """The conditioning latents' keys and values of the ``voices`` most recent voices of one model.
+
+    Keyed by the latents' content, so equal voices share an entry whatever object holds them.
+    Thread-safe: an engine's streams and its scheduler may share one. A release-size fp32 entry
+    is 7.5 MiB (2 x 30 layers x 16 heads x 32 positions x 64 dims x 4 bytes).
+    """
+
+    def __init__(self, voices: int = 8) -> None:
+        if voices < 1:
+            raise ParameterError(f"a prefix cache holds at least 1 voice, got {voices}")
+        self.voices = voices
+        self._entries: OrderedDict[bytes, tuple[Tensor, Tensor]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(cond_latents: Tensor) -> bytes:
+        """The entry key of voice latents (1, L, C): a digest of their shape, dtype and values."""
+        data = cond_latents.detach().float().cpu().contiguous()
+        digest = hashlib.blake2b(data.numpy().tobytes(), digest_size=16)
+        digest.update(repr(tuple(cond_latents.shape)).encode())
+        return digest.digest()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes) -> tuple[Tensor, Tensor] | None:
+        """The keys and values (layers, H, L, D) cached for ``key``, or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: bytes, k: Tensor, v: Tensor) -> None:
+        """Keep ``k``, ``v`` for ``key``, dropping the least recently used voice when full."""
+        with self._lock:
+            self._entries[key] = (k, v)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.voices:
+                self._entries.popitem(last=False)
 
 
 def slot_positions(cfg: GPTConfig) -> int:
