@@ -9,26 +9,19 @@ instrument never hit is an error.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from bench_scripts import bench_script
 
 
 @pytest.fixture(scope="module")
 def bench(one_torch_thread: None) -> Iterator[ModuleType]:
-    """The script as a module (bench/ is not a package)."""
-    pytest.importorskip("torch")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCH))
-        module = importlib.import_module("bench_core")
-    yield module
-    sys.modules.pop("bench_core", None)
+    """``bench/bench_core.py`` as a module."""
+    with bench_script("bench_core") as module:
+        yield module
 
 
 def test_an_instrument_never_hit_stops_the_benchmark(bench: ModuleType) -> None:
