@@ -14,6 +14,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from forced_codes import forced  # noqa: E402
+
 from xtts_core.batch import BatchDecoder, BatchedStream  # noqa: E402
 from xtts_core.errors import CapacityError, ParameterError  # noqa: E402
 from xtts_core.generate import CodeStream, SamplingParams  # noqa: E402
@@ -31,11 +33,6 @@ SENTENCES = [
     ("Short.", SamplingParams(seed=3, max_new_codes=12, top_p=0.5, repetition_penalty=2.0)),
     ("Greedy one.", SamplingParams(do_sample=False, max_new_codes=16)),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def voice(engine: XttsEngine) -> Voice:
-    return engine.speaker("Random Speaker")
 
 
 def alone(
@@ -103,9 +100,8 @@ def test_prefill_chunk_size_does_not_change_the_result(engine: XttsEngine, voice
 
 def test_chunked_prefill_keeps_others_decoding(engine: XttsEngine, voice: Voice) -> None:
     decoder = BatchDecoder(engine.model.gpt, max_streams=2, prefill_chunk=8)
-    short = decoder.add(
-        voice.gpt_cond_latent, engine.tokenizer.encode("Hi.", "en"), SENTENCES[0][1]
-    )
+    # forced to 24 codes: it cannot stop while the long prompt prefills (about 10 steps)
+    short = decoder.add(voice.gpt_cond_latent, engine.tokenizer.encode("Hi.", "en"), forced(24))
     while short.prefilling:
         decoder.step()
     long_ids = engine.tokenizer.encode(SENTENCES[1][0], "en")
@@ -114,7 +110,7 @@ def test_chunked_prefill_keeps_others_decoding(engine: XttsEngine, voice: Voice)
     while long.prefilling:
         outputs = decoder.step()
         steps_to_prefill += 1
-        assert [o.stream for o in outputs] == [short] or short.finished
+        assert [o.stream for o in outputs] == [short]  # one code of short per step
     # 32 latents + ids + [START] [STOP] + start code, 8 per step
     assert steps_to_prefill == -(-(32 + len(long_ids) + 3) // 8)
 
@@ -206,7 +202,7 @@ def test_a_stream_that_stops_on_its_stop_code_hands_its_row_on(
         gpt.mel_head.bias[stop] += 50.0  # the stop code wins as soon as min_new_codes allows
     ids = engine.tokenizer.encode("Hello there.", "en")
     stopping = SamplingParams(seed=5, min_new_codes=4)
-    after = SamplingParams(seed=6, min_new_codes=12, max_new_codes=12)
+    after = forced(12, seed=6)
     solo = CodeStream(gpt, voice.gpt_cond_latent, ids, after)
     want = [code for code, _ in solo]
     decoder = BatchDecoder(gpt, max_streams=2, prefill_chunk=64, decode_graphs=graphs, span_step=16)

@@ -8,33 +8,25 @@ the SNR formula must give the textbook value.
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
+from bench_scripts import bench_script
 
 if TYPE_CHECKING:
     from xtts_core.engine import XttsEngine
     from xtts_core.voice import Voice
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
 def bench(one_torch_thread: None) -> Iterator[ModuleType]:
-    """The script as a module (bench/ is not a package; it imports its sibling bench_core)."""
-    pytest.importorskip("torch")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCH))
-        module = importlib.import_module("bench_precision")
-    yield module
-    for name in ("bench_precision", "bench_core"):
-        sys.modules.pop(name, None)
+    """``bench/bench_precision.py`` as a module."""
+    with bench_script("bench_precision") as module:
+        yield module
 
 
 def table_rows(out: str) -> dict[tuple[str, str], list[str]]:

@@ -29,10 +29,10 @@ from xtts_core.errors import (  # noqa: E402
     UnsafeCheckpointError,
     XttsError,
 )
-from xtts_core.generate import prefill  # noqa: E402
+from xtts_core.kv_cache import KVCache  # noqa: E402
 from xtts_core.loader import LoadedCheckpoint, load_checkpoint  # noqa: E402
-from xtts_core.model.gpt import KVCache  # noqa: E402
 from xtts_core.random_checkpoint import write_random_checkpoint  # noqa: E402
+from xtts_core.steps import prefill, prompt_embeddings  # noqa: E402
 from xtts_core.text.vocab import write_vocab  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -86,9 +86,8 @@ def gpt_outputs(
     gpt, cfg = loaded.model.gpt, loaded.config.gpt
     ids = torch.tensor([loaded.tokenizer.encode("hello there", "en")])
     cache = KVCache(cfg.layers, 1, cfg.heads, 64, cfg.width // cfg.heads, torch.float32, "cpu")
-    start = torch.tensor([cfg.start_audio_token])
     with torch.inference_mode():
-        return prefill(gpt, voice["gpt_cond_latent"], ids, start, cache)
+        return prefill(gpt, prompt_embeddings(gpt, voice["gpt_cond_latent"], ids), cache)
 
 
 def decoder_output(loaded: LoadedCheckpoint, voice: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -19,7 +19,7 @@ from xtts_core.batch import BatchDecoder  # noqa: E402
 from xtts_core.decode_graphs import DecodeGraphs, batch_buckets, span_buckets  # noqa: E402
 from xtts_core.errors import ParameterError  # noqa: E402
 from xtts_core.generate import SamplingParams  # noqa: E402
-from xtts_core.model.gpt import KVCache, Scattered  # noqa: E402
+from xtts_core.kv_cache import KVCache, Scattered  # noqa: E402
 
 if TYPE_CHECKING:
     from xtts_core.engine import XttsEngine

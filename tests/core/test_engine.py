@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")
+
+from forced_codes import forced  # noqa: E402
 
 from xtts_core.engine import AudioChunk, StreamOptions, Synthesis, XttsEngine  # noqa: E402
 from xtts_core.errors import (  # noqa: E402
@@ -34,10 +37,6 @@ if TYPE_CHECKING:
 N = 20  # forced code count of the streaming cases
 TOL = 1e-5
 TEXT = "streaming equals one shot"
-
-
-def forced(n: int = N, seed: int = 7) -> SamplingParams:
-    return SamplingParams(seed=seed, min_new_codes=n, max_new_codes=n)
 
 
 def samples_for(n_codes: int) -> int:
@@ -65,7 +64,6 @@ def check_chunks(chunks: list[AudioChunk], n_codes: int, sample_rate: int) -> No
     assert counts == sorted(counts)
     times = [c.elapsed_s for c in chunks]
     assert times == sorted(times)
-    assert all(t >= 0 for t in times)
     for c in chunks[:-1]:
         assert c.samples.size > 0, "only the final chunk may be empty"
     for c in chunks:
@@ -90,7 +88,7 @@ def test_stream_equals_synthesize(
 ) -> None:
     engine = engine_fast_vocoder
     expected = one_shot(engine, voice, speed)
-    chunks = list(engine.stream(TEXT, "en", voice, forced(), speed=speed, options=options))
+    chunks = list(engine.stream(TEXT, "en", voice, forced(N), speed=speed, options=options))
 
     check_chunks(chunks, N, engine.sample_rate)
     audio = np.concatenate([c.samples for c in chunks])
@@ -102,7 +100,7 @@ def test_stream_equals_synthesize(
 
 def test_chunk_boundaries_follow_the_options(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
     options = StreamOptions(first_chunk_codes=4, chunk_codes=5)
-    chunks = list(engine_fast_vocoder.stream(TEXT, "en", voice, forced(), options=options))
+    chunks = list(engine_fast_vocoder.stream(TEXT, "en", voice, forced(N), options=options))
     # pulls happen at 4, 9, 14, 19 codes; a pull whose audio is not final yet yields nothing
     assert {c.codes_so_far for c in chunks[:-1]} <= {4, 9, 14, 19}
     assert len(chunks) >= 3
@@ -112,7 +110,7 @@ def test_chunks_grow_from_the_first_size_to_the_steady_size(
     engine_fast_vocoder: XttsEngine, voice: Voice
 ) -> None:
     options = StreamOptions(first_chunk_codes=2, chunk_codes=6)
-    chunks = list(engine_fast_vocoder.stream(TEXT, "en", voice, forced(), options=options))
+    chunks = list(engine_fast_vocoder.stream(TEXT, "en", voice, forced(N), options=options))
     # sizes 2, 4, 6, 6, ...: pulls at 2, 6, 12, 18, 24; an empty pull yields nothing
     assert {c.codes_so_far for c in chunks[:-1]} <= {2, 6, 12, 18, 24}
     assert 12 in {c.codes_so_far for c in chunks}
@@ -137,6 +135,20 @@ def test_faster_speech_is_shorter(engine_fast_vocoder: XttsEngine, voice: Voice)
     )
 
 
+def test_chunk_times_count_from_the_start_of_the_stream(
+    engine_fast_vocoder: XttsEngine, voice: Voice
+) -> None:
+    options = StreamOptions(first_chunk_codes=1, chunk_codes=3)
+    started = time.perf_counter()
+    timed = []
+    for chunk in engine_fast_vocoder.stream(TEXT, "en", voice, forced(N), options=options):
+        timed.append((chunk, time.perf_counter() - started))
+    assert len(timed) > 2
+    for chunk, since_start in timed:  # each chunk's time lies within the caller's clock
+        assert 0 < chunk.elapsed_s <= since_start
+    assert timed[0][0].elapsed_s < timed[-1][0].elapsed_s
+
+
 @pytest.mark.parametrize("speed", [1.0, 1.5])
 def test_overlap_without_lookahead_keeps_the_length(
     engine_fast_vocoder: XttsEngine, voice: Voice, speed: float
@@ -145,7 +157,7 @@ def test_overlap_without_lookahead_keeps_the_length(
         first_chunk_codes=1, chunk_codes=3, lookahead_frames=0, overlap_samples=512
     )
     chunks = list(
-        engine_fast_vocoder.stream(TEXT, "en", voice, forced(), speed=speed, options=options)
+        engine_fast_vocoder.stream(TEXT, "en", voice, forced(N), speed=speed, options=options)
     )
     check_chunks(chunks, N, engine_fast_vocoder.sample_rate)
     audio = np.concatenate([c.samples for c in chunks])
@@ -177,7 +189,7 @@ def test_interleaved_streams_equal_each_alone(
     other = engine.speaker("Other Speaker")
     options = StreamOptions(first_chunk_codes=1, chunk_codes=2)
     jobs = [
-        (TEXT, voice, forced(), 1.0),
+        (TEXT, voice, forced(N), 1.0),
         ("a second voice", other, forced(14, seed=9), 1.5),
     ]
     alone = [
@@ -201,8 +213,10 @@ def test_interleaved_streams_equal_each_alone(
 def test_denoise(engine_fast_vocoder: XttsEngine, voice: Voice) -> None:
     pytest.importorskip("noisereduce")
     engine = engine_fast_vocoder
-    denoised = list(engine.stream(TEXT, "en", voice, forced(), options=StreamOptions(denoise=True)))
-    plain = list(engine.stream(TEXT, "en", voice, forced(), options=StreamOptions()))
+    denoised = list(
+        engine.stream(TEXT, "en", voice, forced(N), options=StreamOptions(denoise=True))
+    )
+    plain = list(engine.stream(TEXT, "en", voice, forced(N), options=StreamOptions()))
     check_chunks(denoised, N, engine.sample_rate)
     assert [c.samples.size for c in denoised] == [c.samples.size for c in plain]
     audio = np.concatenate([c.samples for c in denoised])
@@ -217,7 +231,7 @@ def test_denoise_with_low_latency_chunks(engine_fast_vocoder: XttsEngine, voice:
     pytest.importorskip("noisereduce")
     engine = engine_fast_vocoder
     options = StreamOptions(first_chunk_codes=1, chunk_codes=3, denoise=True)
-    chunks = list(engine.stream(TEXT, "en", voice, forced(), options=options))
+    chunks = list(engine.stream(TEXT, "en", voice, forced(N), options=options))
     check_chunks(chunks, N, engine.sample_rate)
     audio = np.concatenate([c.samples for c in chunks])
     assert audio.size == samples_for(N)

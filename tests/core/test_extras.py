@@ -27,9 +27,18 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_require_inference_passes_when_installed() -> None:
-    pytest.importorskip("torch")
-    require_inference("anything")  # no exception
+def test_require_inference_passes_once_every_module_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    looked_up: list[str] = []
+
+    def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(name)
+        return object()  # found
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert require_inference("anything") is None
+    assert looked_up == list(INFERENCE_MODULES)
 
 
 @pytest.mark.parametrize("missing", INFERENCE_MODULES)

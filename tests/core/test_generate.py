@@ -11,13 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from xtts_core.errors import ParameterError  # noqa: E402
-from xtts_core.generate import (  # noqa: E402
-    FAKE_PROMPT_ID,
-    CodeStream,
-    SamplingParams,
-    process_logits,
-    sample,
-)
+from xtts_core.generate import CodeStream  # noqa: E402
+from xtts_core.sampling import FAKE_PROMPT_ID, SamplingParams, process_logits, sample  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -60,8 +55,14 @@ def test_invalid_params_are_parameter_errors(kwargs: dict[str, Any], match: str)
     assert isinstance(info.value, ValueError)
 
 
-def test_edge_values_are_accepted() -> None:
-    SamplingParams(top_k=0, top_p=1.0, repetition_penalty=1.0, min_new_codes=0, max_new_codes=1)
+def test_edge_values_are_accepted_and_switch_their_processor_off() -> None:
+    p = SamplingParams(top_k=0, top_p=1.0, repetition_penalty=1.0, min_new_codes=0, max_new_codes=1)
+    assert (p.top_k, p.top_p, p.repetition_penalty) == (0, 1.0, 1.0)
+    assert (p.min_new_codes, p.max_new_codes) == (0, 1)
+    logits = torch.tensor([[0.5, -1.0, 2.0, 0.0, 1.5]])
+    seen = torch.ones(1, 5, dtype=torch.bool)
+    # only the temperature acts: no code is filtered by top-k or top-p, none penalised
+    torch.testing.assert_close(process_logits(logits, seen, 0, p, STOP), logits / p.temperature)
 
 
 # --- process_logits on hand-made tensors ---------------------------------------------------

@@ -11,18 +11,18 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from xtts_core import capacity  # noqa: E402
+from xtts_core import capacity, kv_cache  # noqa: E402
 from xtts_core.batch import BatchDecoder  # noqa: E402
-from xtts_core.capacity import (  # noqa: E402
-    RealtimeCapacity,
+from xtts_core.capacity import RealtimeCapacity  # noqa: E402
+from xtts_core.errors import ParameterError  # noqa: E402
+from xtts_core.generate import SamplingParams  # noqa: E402
+from xtts_core.kv_cache import (  # noqa: E402
+    KVCache,
     check_kv_pool,
     free_memory,
     kv_pool_bytes,
     slot_positions,
 )
-from xtts_core.errors import ParameterError  # noqa: E402
-from xtts_core.generate import SamplingParams  # noqa: E402
-from xtts_core.model.gpt import KVCache  # noqa: E402
 from xtts_core.scheduler import BatchScheduler  # noqa: E402
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def test_a_pool_over_the_free_memory_is_refused(
 ) -> None:
     cfg = engine.model.gpt.cfg
     per_stream = kv_pool_bytes(cfg, 1, torch.float32)
-    monkeypatch.setattr(capacity, "free_memory", lambda device: 3 * per_stream)
+    monkeypatch.setattr(kv_cache, "free_memory", lambda device: 3 * per_stream)
     with pytest.raises(ParameterError, match=r"cpu has .* GiB free: at most 3 streams fit"):
         check_kv_pool(cfg, 8, torch.float32, CPU)
     # a budget above the free memory does not lift the device's limit

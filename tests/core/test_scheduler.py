@@ -15,10 +15,11 @@ import pytest
 
 pytest.importorskip("torch")
 
+from forced_codes import forced
+
 from xtts_core import chunking
 from xtts_core.chunking import AudioChunk, StreamOptions
 from xtts_core.errors import JobCancelledError, ParameterError, TextError
-from xtts_core.generate import SamplingParams
 from xtts_core.scheduler import BatchScheduler
 from xtts_core.stream import vocode_windows
 
@@ -33,15 +34,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOL = 1e-3  # audio, float32; batched latents differ from solo ones by rounding only
-
-
-def forced(n: int, seed: int) -> SamplingParams:
-    return SamplingParams(seed=seed, min_new_codes=n, max_new_codes=n)
-
-
-@pytest.fixture(scope="module")
-def voice(engine_fast_vocoder: XttsEngine) -> Voice:
-    return engine_fast_vocoder.speaker("Random Speaker")
 
 
 def audio(chunks: list[AudioChunk]) -> np.ndarray:

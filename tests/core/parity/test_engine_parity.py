@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from xtts_core.engine import XttsEngine
-from xtts_core.generate import SamplingParams, decode_one_token, prefill
+from xtts_core.generate import SamplingParams
+from xtts_core.kv_cache import KVCache
 from xtts_core.loader import load_checkpoint
-from xtts_core.model.gpt import KVCache
 from xtts_core.random_checkpoint import write_random_checkpoint
+from xtts_core.steps import decode_one_token, prefill, prompt_embeddings
 from xtts_core.voice import CloneSettings, gpt_latents, speaker_embedding
 
 TTS = pytest.importorskip("TTS")
@@ -117,8 +118,8 @@ def test_teacher_forced_latents_and_logits(pair: tuple[Any, XttsEngine]) -> None
         cache = KVCache(
             cfg.layers, 1, cfg.heads, 1100, cfg.width // cfg.heads, torch.float32, "cpu"
         )
-        start = torch.tensor([cfg.start_audio_token])
-        latent, logits = prefill(gpt, voice.gpt_cond_latent, torch.tensor([ids]), start, cache)
+        prompt = prompt_embeddings(gpt, voice.gpt_cond_latent, torch.tensor([ids]))
+        latent, logits = prefill(gpt, prompt, cache)
         lats, logs = [latent], [logits]
         base = voice.gpt_cond_latent.shape[1] + len(ids) + 3
         for i in range(codes.shape[1] - 1):

@@ -9,10 +9,12 @@ streams that joined (chunked prefill: a long new prompt never stalls the others 
 prompt's worth of compute). Reading the weights once per step for every stream, instead of once per
 stream, is where the throughput comes from.
 
-Sampling stays per stream, with its own parameters, history and RNG, in the same order of
-operations as :class:`~xtts_core.generate.CodeStream`: a stream's codes do not depend on who else is
-in the batch, and a seeded sentence gives the same codes batched as alone (latents equal to float
-rounding).
+Sampling stays per stream, with its own parameters, history and RNG: a stream's codes do not
+depend on who else is in the batch, and a seeded sentence gives the same codes batched as alone
+(latents equal to float rounding). A decoder of one slot is how a single sentence is decoded
+(:class:`~xtts_core.generate.CodeStream`), so the CLI, the benchmarks and the server run this one
+decode path. A stream may also be teacher-forced: fed given codes instead of sampled ones, each
+step still reporting the logits the code would have been drawn from.
 
 What it does not do: vocoding (each stream's latents go to its own
 :class:`~xtts_core.stream.IncrementalVocoder`), text handling, or threading: one thread drives
@@ -21,12 +23,11 @@ What it does not do: vocoding (each stream's latents go to its own
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import logging
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from xtts_core._extras import require_inference
 
@@ -35,137 +36,25 @@ require_inference("xtts_core.batch")
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from xtts_core.capacity import check_kv_pool, slot_positions  # noqa: E402
+from xtts_core.batch_stream import BatchedStream, StepOutput  # noqa: E402
 from xtts_core.decode_graphs import DecodeGraphs  # noqa: E402
 from xtts_core.errors import CapacityError, ParameterError  # noqa: E402
-from xtts_core.generate import FAKE_PROMPT_ID, SamplingParams, process_logits, sample  # noqa: E402
-from xtts_core.model.gpt import GPT, Contiguous, KVCache, Scattered  # noqa: E402
+from xtts_core.kv_cache import (  # noqa: E402
+    Contiguous,
+    KVCache,
+    PrefixCache,
+    Scattered,
+    check_kv_pool,
+    slot_positions,
+)
+from xtts_core.model.gpt import GPT  # noqa: E402
+from xtts_core.readback import ReadBack  # noqa: E402
+from xtts_core.sampling import SamplingParams, code_limit, process_logits, sample  # noqa: E402
+from xtts_core.steps import decode_one_token, prefill, prompt_embeddings  # noqa: E402
+
+__all__ = ["BatchDecoder", "BatchedStream", "StepOutput"]
 
 logger = logging.getLogger(__name__)
-
-
-class BatchedStream:
-    """One sentence inside a :class:`BatchDecoder`: a handle the decoder updates at each step.
-
-    ``codes`` grows by one per step while the stream decodes; ``finished`` turns true when it
-    yielded the stop code, reached its code limit, or was cancelled. The methods are the
-    decoder's: they keep this stream's bookkeeping in one place.
-    """
-
-    def __init__(
-        self, ident: int, row: int, prompt: Tensor, params: SamplingParams, max_new: int,
-        seen: Tensor, generator: torch.Generator | None,
-    ) -> None:  # fmt: skip
-        self.id = ident
-        self.row = row
-        self.params = params
-        self.max_new = max_new
-        self.codes: list[int] = []
-        self.finished = False
-        self.prompt_len = prompt.shape[1]
-        self._prompt: Tensor | None = prompt  # (1, P, C) until prefilled
-        self._prefilled = 0
-        self._seen = seen
-        self._generator = generator
-        self._latents: Tensor | None = None  # (1, C) of the newest position, awaiting sampling
-        self._logits: Tensor | None = None
-
-    @property
-    def prefilling(self) -> bool:
-        """True until the whole prompt is in the cache (no code has been drawn yet)."""
-        return self._prompt is not None
-
-    @property
-    def position(self) -> int:
-        """Sequence position the code drawn last goes to (the prompt ends with the start code)."""
-        return self.prompt_len + len(self.codes) - 1
-
-    def prompt_chunk(self, budget: int) -> tuple[Tensor, int]:
-        """The next at most ``budget`` prompt embeddings (1, n, C) and the position of the first."""
-        assert self._prompt is not None
-        start = self._prefilled
-        return self._prompt[:, start : start + budget], start
-
-    def prefilled(self, n: int, latents: Tensor, logits: Tensor) -> None:
-        """``n`` more prompt positions are cached; after the last, ``latents``/``logits`` are the
-        start code's and the stream can draw its first code."""
-        self._prefilled += n
-        if self._prefilled == self.prompt_len:
-            self._prompt = None
-            self.fed(latents, logits)
-
-    def fed(self, latents: Tensor, logits: Tensor) -> None:
-        """The forward of the newest position gave these (1, C) latents and (1, V) logits."""
-        self._latents, self._logits = latents, logits
-
-    def sampling_key(self) -> tuple[SamplingParams, bool]:
-        """Streams with equal keys have their logits processed together: the same parameters
-        (seed aside: each stream keeps its own generator) and the same min-length state."""
-        params = dataclasses.replace(self.params, seed=None)
-        return params, len(self.codes) < self.params.min_new_codes
-
-    def pending(self) -> tuple[Tensor, Tensor]:
-        """Logits (1, V) of the newest position and the codes seen so far (1, V), to process."""
-        assert self._logits is not None
-        return self._logits, self._seen
-
-    @property
-    def own_rng(self) -> bool:
-        """True when this stream draws with its own seeded generator; the others (unseeded, or
-        greedy) can draw together in one call without changing what a stream gets."""
-        return self._generator is not None and self.params.do_sample
-
-    def draw(self, scores: Tensor) -> Tensor:
-        """Draw the next code (1,) from this stream's processed ``scores`` (1, V) with its own
-        RNG, exactly as :class:`~xtts_core.generate.CodeStream` does."""
-        return sample(scores, self.params, self._generator)
-
-    def accept(self, value: int, stop_code: int) -> StepOutput:
-        """Record the drawn code; the output carries the latent of the position that made it."""
-        assert self._latents is not None
-        self.codes.append(value)
-        self._seen[0, value] = True
-        done = value == stop_code or len(self.codes) == self.max_new
-        return StepOutput(self, value, self._latents[0].float(), done)
-
-    def close(self) -> None:
-        """Finished or cancelled: drop the tensors it holds."""
-        self.finished = True
-        self._prompt = self._latents = self._logits = None
-
-
-class _ReadBack:
-    """Values of a device tensor for the host, copied when created and read when needed.
-
-    On CUDA the copy goes to pinned memory without blocking and an event marks its end, so work
-    queued after it (the next forward) does not have to finish before the values can be read.
-    """
-
-    def __init__(self, values: Tensor) -> None:
-        self._event: torch.cuda.Event | None = None
-        if values.is_cuda:
-            self._host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
-            self._host.copy_(values, non_blocking=True)
-            self._event = torch.cuda.Event()  # type: ignore[no-untyped-call]
-            self._event.record()
-        else:
-            self._host = values
-
-    def tolist(self) -> list[int]:
-        if self._event is not None:
-            self._event.synchronize()
-        values: list[int] = self._host.tolist()
-        return values
-
-
-@dataclass(frozen=True)
-class StepOutput:
-    """One code of one stream from a step, with the latent the vocoder needs for it."""
-
-    stream: BatchedStream
-    code: int
-    latent: Tensor  # (C,) float32
-    finished: bool
 
 
 class BatchDecoder:
@@ -175,7 +64,11 @@ class BatchDecoder:
     sequence length of every slot (default: the longest prompt the model takes plus its code
     limit). The KV pool is ``layers x max_streams x heads x max_positions x head_dim`` keys and as
     many values, in the model's dtype, allocated once, after checking that it fits the device's
-    free memory and ``memory_budget`` bytes (:func:`~xtts_core.capacity.check_kv_pool`).
+    free memory and ``memory_budget`` bytes (:func:`~xtts_core.kv_cache.check_kv_pool`).
+
+    ``prefix_cache`` (:class:`~xtts_core.kv_cache.PrefixCache`) holds the keys and values of
+    the voices' conditioning latents: a sentence of a voice found there copies them into its row
+    and prefills only its text and start code; one not found stores them once prefilled.
 
     ``decode_graphs`` runs the decode steps in fixed shapes (:class:`~xtts_core.decode_graphs.
     DecodeGraphs`), replayed as CUDA graphs on a CUDA device, attention reading spans of
@@ -186,7 +79,7 @@ class BatchDecoder:
     def __init__(
         self, model: GPT, max_streams: int, prefill_chunk: int = 128,
         max_positions: int | None = None, memory_budget: int | None = None,
-        decode_graphs: bool = False, span_step: int = 128,
+        decode_graphs: bool = False, span_step: int = 128, prefix_cache: PrefixCache | None = None,
     ) -> None:  # fmt: skip
         cfg = model.cfg
         if max_streams < 1 or prefill_chunk < 1:
@@ -197,16 +90,12 @@ class BatchDecoder:
         self.max_positions = max_positions or slot_positions(cfg)
         length = self.max_positions + (1 if decode_graphs else 0)  # the graphs' scratch position
         check_kv_pool(cfg, max_streams, weight.dtype, weight.device, memory_budget, length)
-        self.pool = KVCache(
-            cfg.layers, max_streams, cfg.heads, length, cfg.width // cfg.heads, weight.dtype,
-            weight.device,
-        )  # fmt: skip
-        # A step reads positions up to the longest stream's length; shorter rows hold stale or
-        # unwritten values there. The mask hides them, but a NaN from uninitialised memory would
-        # still poison the masked softmax, so the pool starts zeroed.
-        self.pool.k.zero_()
-        self.pool.v.zero_()
+        # Several rows, or the fixed-shape steps, read past a shorter row's end: a zeroed pool.
+        zeroed = max_streams > 1 or decode_graphs
+        self.pool = KVCache.for_model(cfg, max_streams, length, weight.dtype, weight.device, zeroed)
         self.graphs = DecodeGraphs(model, self.pool, span_step) if decode_graphs else None
+        self.prefix_cache = prefix_cache
+        self._misses: dict[int, tuple[bytes, int]] = {}  # stream id -> (prefix key, positions)
         self._free_rows = list(range(max_streams))  # a heap: the lowest free row goes first
         self._prefilling: deque[BatchedStream] = deque()
         self._decoding: list[BatchedStream] = []
@@ -224,30 +113,38 @@ class BatchDecoder:
 
     @torch.inference_mode()
     def add(
-        self, cond_latents: Tensor, text_ids: list[int], params: SamplingParams
-    ) -> BatchedStream:
-        """Queue a sentence (voice latents (1, L, C), token ids); it prefills over the next steps."""
+        self, cond_latents: Tensor, text_ids: list[int], params: SamplingParams,
+        forced: Sequence[int] | None = None,
+    ) -> BatchedStream:  # fmt: skip
+        """Queue a sentence (voice latents (1, L, C), token ids); it prefills over the next steps.
+
+        ``forced`` teacher-forces it: it is fed these codes (1 up to its code limit) in place of
+        sampled ones, so it takes exactly that many steps (see :class:`BatchedStream`).
+        """
         if not self._free_rows:
-            raise CapacityError(f"all {self.pool.k.shape[1]} stream slots are in use")
-        model, cfg = self.model, self.model.cfg
-        weight = model.mel_head.weight
-        ids = torch.tensor([text_ids], dtype=torch.long, device=weight.device)
-        start = torch.full((1, 1), cfg.start_audio_token, dtype=torch.long, device=weight.device)
-        prefix = model.text_prefix(cond_latents.to(weight.device, weight.dtype), ids)
-        prompt = torch.cat([prefix, model.audio_embedding(start, 0).to(prefix.dtype)], dim=1)
-        max_new = min(params.max_new_codes or cfg.max_new_codes, cfg.max_new_codes)
+            raise CapacityError(f"all {self.pool.batch} stream slots are in use")
+        ids = torch.tensor([text_ids], dtype=torch.long)
+        prompt = prompt_embeddings(self.model, cond_latents, ids)  # (1, P, C)
+        limit = code_limit(params, self.model.cfg)
+        if forced is not None and not 0 < len(forced) <= limit:
+            raise ParameterError(f"teacher forcing takes 1 to {limit} codes, got {len(forced)}")
+        max_new = limit if forced is None else len(forced)
         if prompt.shape[1] + max_new - 1 > self.max_positions:
             raise ParameterError(
                 f"a prompt of {prompt.shape[1]} positions plus {max_new} codes does not fit the "
                 f"{self.max_positions} positions of a decoder slot"
             )
-        seen = torch.zeros(1, cfg.num_audio_tokens, dtype=torch.bool, device=weight.device)
-        seen[:, [FAKE_PROMPT_ID, cfg.start_audio_token]] = True
-        generator = None
-        if params.seed is not None:
-            generator = torch.Generator(device=weight.device).manual_seed(params.seed)
-        row = heapq.heappop(self._free_rows)
-        stream = BatchedStream(next(self._ids), row, prompt, params, max_new, seen, generator)
+        row, ident = heapq.heappop(self._free_rows), next(self._ids)
+        cached = 0
+        if self.prefix_cache is not None:
+            key = PrefixCache.key(cond_latents)
+            hit = self.prefix_cache.get(key)
+            if hit is None:
+                self._misses[ident] = (key, cond_latents.shape[1])
+            else:
+                self.pool.write_prefix(row, *hit)
+                cached = cond_latents.shape[1]
+        stream = BatchedStream(ident, row, prompt, params, self.model.cfg, forced, cached)
         self._prefilling.append(stream)
         return stream
 
@@ -290,7 +187,7 @@ class BatchDecoder:
         drawn = self._draw()
         outputs: list[StepOutput] = []
         if drawn:
-            values = _ReadBack(torch.cat([code for _, code in drawn]))
+            values = ReadBack(torch.cat([code for _, code in drawn]))
             feeding = [(s, code) for s, code in drawn if len(s.codes) + 1 < s.max_new]
             fed = self._feed(feeding) if feeding else {}
             stop = self.model.cfg.stop_audio_token
@@ -311,13 +208,17 @@ class BatchDecoder:
         top-k, sort and softmax over 8194 codes dominate a step's sampling). Seeded streams then
         draw one by one, each with its own RNG; the rest of the group draws in one call (from
         torch's global RNG, or greedily), which on a GPU is one kernel launch instead of one
-        per stream.
+        per stream. A teacher-forced stream takes its next given code.
         """
         stop = self.model.cfg.stop_audio_token
         groups: dict[tuple[SamplingParams, bool], list[BatchedStream]] = {}
-        for stream in self._decoding:
-            groups.setdefault(stream.sampling_key(), []).append(stream)
         codes: dict[int, Tensor] = {}
+        for stream in self._decoding:
+            forced = stream.forced_code()
+            if forced is not None:
+                codes[stream.id] = forced
+            else:
+                groups.setdefault(stream.sampling_key(), []).append(stream)
         for (params, _), streams in groups.items():
             streams.sort(key=lambda s: s.own_rng)  # the shared draw reads the first rows: a view
             pending = [s.pending() for s in streams]
@@ -349,10 +250,8 @@ class BatchDecoder:
         else:
             device = self.pool.k.device
             place = Scattered.for_step(rows, positions, device)
-            emb = self.model.audio_embedding(
-                codes[:, None], torch.tensor(audio_pos, device=device)
-            )  # (B, 1, C)
-            latents, logits = self.model(emb, self.pool, place)
+            at = torch.tensor(audio_pos, device=device)
+            latents, logits = decode_one_token(self.model, codes, at, self.pool, place)
         return {s.id: (latents[i : i + 1], logits[i : i + 1]) for i, s in enumerate(streams)}
 
     def _prefill(self) -> None:
@@ -361,12 +260,21 @@ class BatchDecoder:
             stream = self._prefilling[0]
             chunk, start = stream.prompt_chunk(budget)
             place = Contiguous(slice(stream.row, stream.row + 1), start)
-            latents, logits = self.model(chunk, self.pool, place)
+            latents, logits = prefill(self.model, chunk, self.pool, place)
             stream.prefilled(chunk.shape[1], latents, logits)
             budget -= chunk.shape[1]
             if not stream.prefilling:
                 self._decoding.append(self._prefilling.popleft())
+                self._keep_prefix(stream)
+
+    def _keep_prefix(self, stream: BatchedStream) -> None:
+        """A prefilled stream whose voice missed the prefix cache gives it its latents' K/V."""
+        miss = self._misses.pop(stream.id, None)
+        if miss is not None and self.prefix_cache is not None:
+            key, positions = miss
+            self.prefix_cache.put(key, *self.pool.read_prefix(stream.row, positions))
 
     def _release(self, stream: BatchedStream) -> None:
+        self._misses.pop(stream.id, None)
         stream.close()
         heapq.heappush(self._free_rows, stream.row)

@@ -1,17 +1,11 @@
-"""How many streams one batched engine can hold: in memory (its KV pool) and in time (real time).
+"""How many streams one batched engine can hold in time: the largest batch that stays real time.
 
-Memory: a :class:`~xtts_core.batch.BatchDecoder` allocates its KV pool once, keys and values of
-``layers x max_streams x heads x max_positions x head_dim`` elements each in the GPT's dtype.
-:func:`kv_pool_bytes` computes that from the config alone, and :func:`check_kv_pool` refuses,
-with one line naming the numbers and the streams that would fit, a pool larger than the device's
-free memory or than a configured budget, before anything is allocated (a worker then fails at
-start, not at the first busy minute).
-
-Time: a stream is real time while every decode step (one code each for all streams in the batch)
+A stream is real time while every decode step (one code each for all streams in the batch)
 takes less than the audio one code stands for (1024 samples at 22.05 kHz = 46.4 ms).
 :class:`RealtimeCapacity` keeps a rolling average of the measured step time per batch size, fits
 ``t(B) = a + b * B`` through them and reports the largest batch that stays under a safety share
-of that budget, which is what a worker advertises to the balancer.
+of that budget, which is what a worker advertises to the balancer. How many fit in memory is the
+KV pool's question (:func:`xtts_core.kv_cache.check_kv_pool`).
 
 What it does not do: admission (the balancer leases slots) or any measurement of its own (the
 scheduler feeds it the step times).
@@ -20,90 +14,13 @@ scheduler feeds it the step times).
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
-from xtts_core._extras import require_inference
+from xtts_core.errors import ParameterError
 
-require_inference("xtts_core.capacity")
-
-import torch  # noqa: E402
-
-from xtts_core.config import GPTConfig  # noqa: E402
-from xtts_core.errors import ParameterError  # noqa: E402
-
-__all__ = [
-    "RealtimeCapacity",
-    "StepEstimate",
-    "check_kv_pool",
-    "free_memory",
-    "kv_pool_bytes",
-    "slot_positions",
-]
-
-GIB = 1024**3
-
-
-def slot_positions(cfg: GPTConfig) -> int:
-    """Sequence positions of one decoder slot by default: the longest prompt the model takes
-    (conditioning latents, text, start code) plus its code limit."""
-    return cfg.num_conditioning_latents + cfg.max_text_tokens + 1 + cfg.max_new_codes
-
-
-def kv_pool_bytes(
-    cfg: GPTConfig, max_streams: int, dtype: torch.dtype, max_positions: int | None = None
-) -> int:
-    """Bytes of the keys and values a :class:`~xtts_core.batch.BatchDecoder` allocates."""
-    positions = max_positions or slot_positions(cfg)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    return (
-        2 * cfg.layers * max_streams * cfg.heads * positions * (cfg.width // cfg.heads) * itemsize
-    )
-
-
-def free_memory(device: torch.device) -> int:
-    """Bytes the device can still give: CUDA's free memory, or the host's available memory
-    (``MemAvailable`` of /proc/meminfo; the free pages where there is none)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024  # in kB
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def check_kv_pool(
-    cfg: GPTConfig, max_streams: int, dtype: torch.dtype, device: torch.device,
-    budget_bytes: int | None = None, max_positions: int | None = None,
-) -> int:  # fmt: skip
-    """The pool's bytes, after checking they fit the device's free memory and ``budget_bytes``.
-
-    Raises:
-        ParameterError: the pool does not fit; the message names the sizes, the limit and how
-            many streams would fit.
-    """
-    need = kv_pool_bytes(cfg, max_streams, dtype, max_positions)
-    free = free_memory(device)
-    limit, what = free, f"{device.type} has {free / GIB:.2f} GiB free"
-    if budget_bytes is not None and budget_bytes < limit:
-        limit, what = budget_bytes, f"the budget is {budget_bytes / GIB:.2f} GiB"
-    if need <= limit:
-        return need
-    per_stream = kv_pool_bytes(cfg, 1, dtype, max_positions)
-    positions = max_positions or slot_positions(cfg)
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    raise ParameterError(
-        f"the KV pool of {max_streams} streams needs {need / GIB:.2f} GiB (2 x {cfg.layers} "
-        f"layers x {cfg.heads} heads x {cfg.width // cfg.heads} head dims x {positions} "
-        f"positions x {itemsize} bytes = {per_stream / 2**20:.1f} MiB per stream) but {what}: "
-        f"at most {limit // per_stream} streams fit"
-    )
+__all__ = ["RealtimeCapacity", "StepEstimate"]
 
 
 @dataclass(frozen=True)

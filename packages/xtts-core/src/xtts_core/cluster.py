@@ -1,8 +1,8 @@
 """The contract between a broker and its balancers: schemas, proof of origin, client keys (no torch).
 
-The original let anyone register a balancer and "proved" the broker to a balancer with the constant
-header ``x-xtts-broker: 1`` (original-spec.md §2.6-2.7, §10.1-2, §10.15). Both sides of the fix
-import this one module, so they cannot drift apart:
+A balancer registers with a broker only with a request signed by the shared cluster secret, and
+accepts a stream only when the broker signed it. Both sides import this one module, so they
+cannot drift apart:
 
 - **Schemas** of the broker's cluster endpoints: :class:`BalancerRegistration` (the original's
   ``{id, host, port, instances}`` plus an advertised URL, capacity, live idle count and version),

@@ -41,7 +41,9 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from xtts_core.errors import ParameterError  # noqa: E402
-from xtts_core.model.gpt import GPT, KVCache, Scattered  # noqa: E402
+from xtts_core.kv_cache import KVCache, Scattered  # noqa: E402
+from xtts_core.model.gpt import GPT  # noqa: E402
+from xtts_core.steps import decode_one_token  # noqa: E402
 
 __all__ = ["DecodeGraphs", "batch_buckets", "span_buckets"]
 
@@ -93,7 +95,6 @@ class DecodeGraphs:
         # Inputs: one pinned host buffer, one device copy of it; outputs: one buffer per bucket.
         self._host = torch.empty(5, most, dtype=torch.long, pin_memory=self.capture)
         self._inputs = torch.empty(5, most, dtype=torch.long, device=device)
-        self._arange = torch.arange(pool.length, device=device)
         width, codes = model.cfg.width, model.cfg.num_audio_tokens
         dtype = model.mel_head.weight.dtype
         self._latents = {b: torch.empty(b, width, dtype=dtype, device=device) for b in self.batches}
@@ -210,10 +211,9 @@ class DecodeGraphs:
     def _step(self, batch: int, span: int) -> None:
         """The step itself, on static buffers only: what a graph records."""
         inputs = self._inputs[:, :batch]
-        positions = inputs[_POSITION]
-        emb = self.model.audio_embedding(inputs[_CODE, :, None], inputs[_AUDIO])  # (B, 1, C)
-        seen = self._arange[None, :span] <= positions[:, None]
-        place = Scattered(inputs[_ROW], slice(0, batch), positions, span, seen[:, None, None, :])
-        latents, logits = self.model(emb, self.pool, place)
+        place = Scattered.masked(inputs[_ROW], slice(0, batch), inputs[_POSITION], span)
+        latents, logits = decode_one_token(
+            self.model, inputs[_CODE], inputs[_AUDIO], self.pool, place
+        )
         self._latents[batch].copy_(latents)
         self._logits[batch].copy_(logits)

@@ -1,7 +1,9 @@
 """The public inference API: load a checkpoint once, then clone voices, synthesise and stream.
 
 :class:`XttsEngine` holds only read-only things (weights, tokenizer, config, named speakers, the
-voice cache). Each call builds its own :class:`~xtts_core.generate.CodeStream` and
+voice cache) and the thread-safe :class:`~xtts_core.kv_cache.PrefixCache` of the voices'
+conditioning keys and values, which every sentence of a voice after its first reuses instead of
+prefilling them. Each call builds its own :class:`~xtts_core.generate.CodeStream` and
 :class:`~xtts_core.chunking.ChunkedSpeech`, so several threads may stream from one engine at once,
 each at its own pace; :class:`~xtts_core.scheduler.BatchScheduler` instead runs many streams'
 decode steps as one batch.
@@ -34,6 +36,7 @@ from xtts_core.chunking import (  # noqa: E402
 )
 from xtts_core.errors import TextError, XttsError  # noqa: E402
 from xtts_core.generate import CodeStream, SamplingParams  # noqa: E402
+from xtts_core.kv_cache import PrefixCache  # noqa: E402
 from xtts_core.loader import LoadedCheckpoint, load_checkpoint  # noqa: E402
 from xtts_core.stream import apply_speed, speed_scale  # noqa: E402
 from xtts_core.text.split import split_sentences  # noqa: E402
@@ -73,6 +76,7 @@ class XttsEngine:
         self.tokenizer = checkpoint.tokenizer
         self.config = checkpoint.config
         self.voice_cache = voice_cache or VoiceCache()
+        self.prefix_cache = PrefixCache()
         self.clone_settings = CloneSettings.from_config(self.config.conditioning)
         self._model_id = model_fingerprint(self.model)
 
@@ -128,7 +132,7 @@ class XttsEngine:
     ) -> CodeStream:
         """The GPT alone for one segment: iterate it for ``(code, latent)`` pairs (no audio)."""
         ids = self.tokenizer.encode(text, language)
-        return CodeStream(self.model.gpt, voice.gpt_cond_latent, ids, params)
+        return CodeStream(self.model.gpt, voice.gpt_cond_latent, ids, params, self.prefix_cache)
 
     def segments(self, text: str, language: str, split_text: bool = True) -> list[str]:
         """The pieces ``text`` is spoken in: sentences packed up to the language's character limit

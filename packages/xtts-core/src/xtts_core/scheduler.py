@@ -156,7 +156,7 @@ class BatchScheduler:
         on_cuda = engine.model.gpt.mel_head.weight.device.type == "cuda"
         self.decoder = BatchDecoder(
             engine.model.gpt, max_streams, prefill_chunk, max_positions, memory_budget,
-            decode_graphs=cuda_graphs and on_cuda,
+            decode_graphs=cuda_graphs and on_cuda, prefix_cache=engine.prefix_cache,
         )  # fmt: skip
         self.decoder.capture_graphs()
         self.batch_vocoding = on_cuda if batch_vocoding is None else batch_vocoding

@@ -2,9 +2,11 @@
 
 What it does: maps a prefix of 32 conditioning latents plus ``[START] text [STOP]`` embeddings and
 the audio codes generated so far to (a) the next-code logits and (b) the 1024-d "latent" that
-drives the HiFi-GAN vocoder, reading and writing keys/values in a caller-owned :class:`KVCache`.
+drives the HiFi-GAN vocoder, reading and writing keys/values in a caller-owned
+:class:`~xtts_core.kv_cache.KVCache` through its ``update`` method.
 
-What it does not do: sampling, loops, streaming or per-request bookkeeping (see ``generate.py``).
+What it does not do: the cache itself (``kv_cache.py``), sampling, loops, streaming or
+per-request bookkeeping (``sampling.py``, ``steps.py``, ``batch.py``).
 Nothing here holds per-request state, so one loaded model serves many streams, each with its own
 cache; every forward takes an explicit batch dimension so several streams can share one step.
 
@@ -13,8 +15,6 @@ Parameter names and layouts mirror coqui's state_dict under ``gpt.`` (HF GPT-2 n
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from xtts_core._extras import require_inference
 
@@ -25,32 +25,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from xtts_core.config import GPTConfig  # noqa: E402
+from xtts_core.kv_cache import CachePlace, Contiguous, KVCache  # noqa: E402
 from xtts_core.model.conditioning import ConditioningEncoder, PerceiverResampler  # noqa: E402
-
-
-class KVCache(nn.Module):
-    """Preallocated keys and values of every layer for ``batch`` streams of up to ``length`` steps.
-
-    A static buffer (gpt-fast style) rather than a growing tuple: no allocation inside the decode
-    loop, and a fixed shape that CUDA graphs / ``torch.compile`` can capture later.
-    """
-
-    def __init__(
-        self, layers: int, batch: int, heads: int, length: int, head_dim: int, dtype: torch.dtype,
-        device: torch.device | str,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        shape = (layers, batch, heads, length, head_dim)
-        # empty, not zeros: attention only reads positions already written (see Attention)
-        self.register_buffer("k", torch.empty(shape, dtype=dtype, device=device), persistent=False)
-        self.register_buffer("v", torch.empty(shape, dtype=dtype, device=device), persistent=False)
-        self.k: Tensor
-        self.v: Tensor
-
-    @property
-    def length(self) -> int:
-        """Steps each stream can hold."""
-        return int(self.k.shape[3])
 
 
 class Conv1D(nn.Module):
@@ -72,47 +48,6 @@ class Conv1D(nn.Module):
         return y.view(*x.shape[:-1], -1)
 
 
-@dataclass(frozen=True)
-class Contiguous:
-    """New positions ``start, start+1, ...`` of the cache rows ``rows`` (a prefill or one stream)."""
-
-    rows: slice
-    start: int
-
-
-@dataclass(frozen=True)
-class Scattered:
-    """One new position per stream of a batched decode step, each stream at its own length.
-
-    ``rows`` (B,) are the streams' cache rows, ``positions`` (B,) where each writes its new key and
-    value, ``span`` how many positions to read (the longest stream's length after this step) and
-    ``mask`` (B, 1, 1, span) which of them each row may see: its own, never another stream's.
-    ``read_rows`` is ``rows`` as a slice when they are consecutive, so reading the cache is a view
-    instead of a gather that copies every stream's keys and values at every layer.
-    Built once per step by :meth:`for_step` and shared by every layer.
-    """
-
-    rows: Tensor
-    read_rows: slice | Tensor
-    positions: Tensor
-    span: int
-    mask: Tensor
-
-    @classmethod
-    def for_step(cls, rows: list[int], positions: list[int], device: torch.device) -> Scattered:
-        """The place of a step where stream ``i`` sits in cache row ``rows[i]`` at ``positions[i]``."""
-        row_ids = torch.tensor(rows, dtype=torch.long, device=device)
-        where = torch.tensor(positions, dtype=torch.long, device=device)
-        consecutive = rows == list(range(rows[0], rows[0] + len(rows)))
-        read_rows = slice(rows[0], rows[0] + len(rows)) if consecutive else row_ids
-        span = max(positions) + 1
-        seen = torch.arange(span, device=device)[None, :] <= where[:, None]
-        return cls(row_ids, read_rows, where, span, seen[:, None, None, :])
-
-
-CachePlace = Contiguous | Scattered
-
-
 class Attention(nn.Module):
     """Causal multi-head self-attention (HF GPT-2: fused qkv ``c_attn``, output ``c_proj``)."""
 
@@ -129,21 +64,7 @@ class Attention(nn.Module):
         q = q.view(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, D)
         k = k.view(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, D)
         v = v.view(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, D)
-        if isinstance(place, Contiguous):
-            end = place.start + t
-            cache.k[layer, place.rows, :, place.start : end] = k
-            cache.v[layer, place.rows, :, place.start : end] = v
-            keys = cache.k[layer, place.rows, :, :end]  # (B, H, S, D), S = positions filled
-            values = cache.v[layer, place.rows, :, :end]
-            mask = None  # one new position sees every cached one
-            if t > 1:  # (T, S) causal mask over the new block
-                mask = torch.ones(t, end, dtype=torch.bool, device=x.device).tril(place.start)
-        else:  # T == 1: row i writes position positions[i] of cache row rows[i]
-            cache.k[layer, place.rows, :, place.positions] = k[:, :, 0]
-            cache.v[layer, place.rows, :, place.positions] = v[:, :, 0]
-            keys = cache.k[layer, place.read_rows, :, : place.span]  # (B, H, span, D)
-            values = cache.v[layer, place.read_rows, :, : place.span]
-            mask = place.mask
+        keys, values, mask = cache.update(layer, place, k, v)  # (B, H, S, D) each
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         y = y.transpose(1, 2).reshape(b, t, c)  # (B, T, C)
         return self.c_proj(y)
