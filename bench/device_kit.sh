@@ -39,6 +39,9 @@ echo "== checking the kit against the image"
 "$python" "$root/bench/_device_kit.py" "$kit" --python "$version"
 
 relative=${kit#"$root"/}
+if [ "$relative" = "$kit" ]; then
+  echo "note: $kit is outside the repository; a device run carries only paths inside it"
+fi
 cat <<EOF
 
 == on the GPU machine (device run, carry ["$relative"]), from the repository root:
