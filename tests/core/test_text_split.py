@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import subprocess
 import sys
@@ -249,15 +250,38 @@ def test_all_languages_split() -> None:
         check_segments(split_sentences(text, language, 60), text, 60)
 
 
-@pytest.fixture
-def without_spacy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+@contextlib.contextmanager
+def spacy_blocked() -> Iterator[None]:
     """spaCy unimportable, as on an install without the ``split`` extra."""
+    before = sys.modules.get("spacy", NOT_IMPORTED)
     split._pipeline.cache_clear()
     split._has_spacy.cache_clear()
-    monkeypatch.setitem(sys.modules, "spacy", None)
-    yield
-    split._pipeline.cache_clear()
-    split._has_spacy.cache_clear()
+    sys.modules["spacy"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if before is NOT_IMPORTED:
+            del sys.modules["spacy"]
+        else:
+            sys.modules["spacy"] = before  # type: ignore[assignment]
+        split._pipeline.cache_clear()
+        split._has_spacy.cache_clear()
+
+
+NOT_IMPORTED = object()
+
+
+@pytest.fixture
+def without_spacy() -> Iterator[None]:
+    with spacy_blocked():
+        yield
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=any_text, limit=st.integers(1, 80), language=st.sampled_from(["en", "de", "zh"]))
+def test_without_spacy_any_text_keeps_the_contract(text: str, limit: int, language: str) -> None:
+    with spacy_blocked():
+        check_segments(split_sentences(text, language, limit), text, limit)
 
 
 @pytest.mark.usefixtures("without_spacy")
