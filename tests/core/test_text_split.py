@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xtts_core.errors import MissingExtraError, ParameterError
+from xtts_core.errors import ParameterError
 from xtts_core.text import split
 from xtts_core.text.limits import char_limit
 from xtts_core.text.split import IncrementalSplitter, split_sentences
@@ -248,16 +250,71 @@ def test_all_languages_split() -> None:
         check_segments(split_sentences(text, language, 60), text, 60)
 
 
-def test_missing_spacy(monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.contextmanager
+def spacy_blocked() -> Iterator[None]:
+    """spaCy unimportable, as on an install without the ``split`` extra."""
+    before = sys.modules.get("spacy", NOT_IMPORTED)
     split._pipeline.cache_clear()
-    monkeypatch.setitem(sys.modules, "spacy", None)
+    split._has_spacy.cache_clear()
+    sys.modules["spacy"] = None  # type: ignore[assignment]
     try:
-        assert split_sentences("short", "en") == ["short"]  # no spaCy needed
-        with pytest.raises(MissingExtraError, match="inference"):
-            split_sentences("A sentence. " * 40, "en")
-        assert split_sentences("日本語。" * 40, "ja")  # own punctuation rule, no spaCy
+        yield
     finally:
+        if before is NOT_IMPORTED:
+            del sys.modules["spacy"]
+        else:
+            sys.modules["spacy"] = before  # type: ignore[assignment]
         split._pipeline.cache_clear()
+        split._has_spacy.cache_clear()
+
+
+NOT_IMPORTED = object()
+
+
+@pytest.fixture
+def without_spacy() -> Iterator[None]:
+    with spacy_blocked():
+        yield
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=any_text, limit=st.integers(1, 80), language=st.sampled_from(["en", "de", "zh"]))
+def test_without_spacy_any_text_keeps_the_contract(text: str, limit: int, language: str) -> None:
+    with spacy_blocked():
+        check_segments(split_sentences(text, language, limit), text, limit)
+
+
+@pytest.mark.usefixtures("without_spacy")
+def test_without_spacy_the_streaming_rules_split(caplog: pytest.LogCaptureFixture) -> None:
+    assert split_sentences("short", "en") == ["short"]  # no spaCy needed
+    text = "Dr. Smith arrived at 3.5 p.m. and sat down. " * 12 + "Then he left!"
+    segments = split_sentences(text, "en", 100)
+    check_segments(segments, text, 100)
+    # Whole sentences packed two by two: no cut at "Dr.", "3.5" or "p.m.".
+    sentence = "Dr. Smith arrived at 3.5 p.m. and sat down."
+    assert segments == [f"{sentence} {sentence}"] * 6 + ["Then he left!"]
+    assert segments == _packed(whole(text, "en", 100), 100)
+    assert "pip install 'xtts-core[split]'" in caplog.text
+    assert split_sentences("日本語。" * 40, "ja")  # its own punctuation rule, as with spaCy
+
+
+@pytest.mark.usefixtures("without_spacy")
+def test_without_spacy_long_sentences_are_wrapped_within_the_limit() -> None:
+    text = "word " * 200
+    segments = split_sentences(text, "de", 50)
+    check_segments(segments, text, 50)
+    assert len(segments) == 20
+
+
+def _packed(sentences: list[str], limit: int) -> list[str]:
+    """Whole sentences joined by one space while they fit (the test's own packing)."""
+    packed: list[str] = []
+    for sentence in sentences:
+        if packed and len(packed[-1]) + 1 + len(sentence) <= limit:
+            packed[-1] += " " + sentence
+        else:
+            packed.append(sentence)
+    return packed
 
 
 def test_all() -> None:

@@ -25,7 +25,8 @@ Deliberate difference: on a number of tens of thousands of digits read as a quan
 reference recurses too deep and raises; we read it the same way without recursion limits.
 
 :func:`to_pinyin` is the reference's ``chinese_transliterate``: pypinyin, TONE3 style with 5 for
-the neutral tone, the first reading of each character, joined without separators.
+the neutral tone, the first reading of each character, joined without separators. pypinyin is
+imported on the first call, so the number reading works without the ``zh`` extra.
 """
 
 from __future__ import annotations
@@ -33,13 +34,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from xtts_core._extras import require_inference
-
-require_inference("xtts_core.text.chinese")
-
-from pypinyin import Style, pinyin  # noqa: E402
-
-from xtts_core.text.chinese_tables import (  # noqa: E402
+from xtts_core._extras import require_language
+from xtts_core.text.chinese_tables import (
     CURRENCY_UNITS,
     DIGITS,
     POINT,
@@ -103,7 +99,14 @@ def normalize_numbers(text: str) -> str:
 
 
 def to_pinyin(text: str) -> str:
-    """``text`` with Chinese characters in tone-numbered pinyin (``中文`` -> ``zhong1wen2``)."""
+    """``text`` with Chinese characters in tone-numbered pinyin (``中文`` -> ``zhong1wen2``).
+
+    Raises:
+        MissingExtraError: pypinyin (the ``zh`` extra) is not installed.
+    """
+    require_language("zh")
+    from pypinyin import Style, pinyin
+
     readings = pinyin(text, style=Style.TONE3, heteronym=False, neutral_tone_with_five=True)
     return "".join(reading[0] for reading in readings)
 

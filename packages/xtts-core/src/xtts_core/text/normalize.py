@@ -10,7 +10,11 @@ abbreviations (:mod:`~xtts_core.text.abbreviations`) and symbols
 then written in tone-numbered pinyin. Japanese skips all of that, as in
 the reference: cutlet turns it into Hepburn romaji (numbers stay digits), then it is lower-cased
 (and whitespace-collapsed, which the reference omits).
-It never raises.
+
+The Japanese, Chinese and Korean converters are imported on first use: without a language's
+extra its text raises :class:`~xtts_core.errors.MissingExtraError` naming the extra
+(:func:`xtts_core._extras.require_language`), and every other language is unaffected. Nothing
+else raises.
 """
 
 from __future__ import annotations
@@ -19,19 +23,17 @@ import re
 from functools import cache
 from typing import TYPE_CHECKING
 
-from xtts_core._extras import require_inference
+from xtts_core._extras import require_inference, require_language
 
 require_inference("xtts_core.text.normalize")
-
-from ko_speech_tools import hangul_romanize  # noqa: E402
-
-if TYPE_CHECKING:
-    from cutlet import Cutlet
 
 from xtts_core.text.abbreviations import ABBREVIATIONS  # noqa: E402
 from xtts_core.text.chinese import normalize_numbers, to_pinyin  # noqa: E402
 from xtts_core.text.numbers import expand_numbers  # noqa: E402
 from xtts_core.text.symbols import SYMBOL_ORDER, SYMBOL_WORDS  # noqa: E402
+
+if TYPE_CHECKING:
+    from cutlet import Cutlet
 
 #: Languages normalised as the reference does.
 NORMALIZED_LANGUAGES: tuple[str, ...] = (
@@ -62,7 +64,7 @@ def normalize(text: str, language: str) -> str:
         text = text.replace(symbol, f" {word} ")
     text = collapse_whitespace(text)
     if language == "ko":
-        text = hangul_romanize(text)
+        text = _romanize_korean(text)
     elif language == "zh":
         text = to_pinyin(text)
     return text
@@ -85,9 +87,17 @@ def _abbreviation_patterns(language: str) -> tuple[tuple[re.Pattern[str], str], 
     return tuple(compiled)
 
 
+def _romanize_korean(text: str) -> str:
+    require_language("ko")
+    from ko_speech_tools import hangul_romanize
+
+    return str(hangul_romanize(text))
+
+
 @cache
 def _romaji_converter() -> Cutlet:
     """One cutlet converter per process: building it loads the MeCab dictionary (unidic-lite)."""
+    require_language("ja")
     from cutlet import Cutlet
 
     return Cutlet()

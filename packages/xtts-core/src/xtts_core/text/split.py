@@ -5,8 +5,11 @@ XTTS-v2 speaks one segment per GPT call, and segments longer than the language's
 
 * :func:`split_sentences` - the reference's ``split_sentence`` for a whole text: spaCy's
   rule-based ``sentencizer`` on a blank pipeline of the language (no trained model), greedy
-  packing of sentences up to the limit, over-long sentences wrapped at word boundaries. Needs
-  spaCy (the ``inference`` extra), imported lazily so this module imports without it.
+  packing of sentences up to the limit, over-long sentences wrapped at word boundaries. spaCy
+  (the ``split`` extra) is imported lazily. Without it the sentences are those of
+  :class:`IncrementalSplitter` (the streaming rules below, fed the whole text), packed the same
+  way: the same contract, but not always the reference's cuts (spaCy's tokenizer knows more
+  abbreviations than :mod:`xtts_core.text.split_rules`). One warning is logged the first time.
 * :class:`IncrementalSplitter` - for text that arrives in fragments (an LLM's stream). Pure Python
   and fast per fragment; it releases one sentence as soon as no later text can change where it
   ends, so generation can start early without cutting at "Dr." or "3.5".
@@ -23,10 +26,12 @@ run of non-CJK text (Polish and Chinese pipelines split "3.5" into "3." and "5")
 from __future__ import annotations
 
 import functools
+import importlib.util
+import logging
 import re
 from typing import TYPE_CHECKING, Final
 
-from xtts_core.errors import MissingExtraError, ParameterError
+from xtts_core.errors import ParameterError
 from xtts_core.text.limits import base_language, char_limit
 from xtts_core.text.split_rules import CJK_TERMINALS, CLOSERS, OPENERS, TERMINALS, abbreviations
 
@@ -45,6 +50,8 @@ to tokenise; the sentencizer itself is punctuation-based. Korean puts spaces bet
 so the multi-language ``xx`` pipeline splits it the same way. Japanese does not, and ``xx`` would
 see a whole paragraph as one token, so ``None`` means this module's own punctuation rule.
 """
+
+logger = logging.getLogger(__name__)
 
 _WORD: Final = re.compile(r"\S+")
 _RUN: Final = re.compile("[" + re.escape("".join(sorted(TERMINALS))) + "]+")
@@ -84,7 +91,6 @@ def split_sentences(text: str, language: str, limit: int | None = None) -> list[
         loading spaCy); whitespace-only text gives ``[]``.
 
     Raises:
-        MissingExtraError: the text needs splitting and spaCy is not installed.
         ParameterError: ``limit`` is below 1.
     """
     base = base_language(language)
@@ -95,9 +101,40 @@ def split_sentences(text: str, language: str, limit: int | None = None) -> list[
     if len(stripped) < size:
         return [stripped]
     units: list[Span] = []
-    for start, end in _sentence_spans(text, base):
-        units.extend([(start, end)] if end - start <= size else _wrap(text, start, end, size))
+    if SPACY_FALLBACKS.get(base, base) is not None and not _has_spacy():
+        units = _streamed_spans(text, base, size)
+    else:
+        for start, end in _sentence_spans(text, base):
+            units.extend([(start, end)] if end - start <= size else _wrap(text, start, end, size))
     return [text[start:end] for start, end in _pack(units, size)]
+
+
+@functools.cache
+def _has_spacy() -> bool:
+    """Is spaCy importable? Logged once when it is not (the rule-based splitting is used)."""
+    if importlib.util.find_spec("spacy") is not None:
+        return True
+    logger.warning(
+        "spaCy is not installed: long text is split by the streaming splitter's rules; "
+        "install the reference's splitting with: pip install 'xtts-core[split]'"
+    )
+    return False
+
+
+def _streamed_spans(text: str, base: str, size: int) -> list[Span]:
+    """The segments :class:`IncrementalSplitter` makes of the whole ``text``, as offsets.
+
+    Each segment is a slice of ``text`` and they come in order, separated by whitespace only, so
+    the first occurrence from the end of the previous one is the segment itself.
+    """
+    splitter = IncrementalSplitter(base, size)
+    spans: list[Span] = []
+    position = 0
+    for segment in [*splitter.feed(text), *splitter.flush()]:
+        start = text.index(segment, position)
+        position = start + len(segment)
+        spans.append((start, position))
+    return spans
 
 
 def _sentence_spans(text: str, base: str) -> list[Span]:
@@ -128,13 +165,8 @@ def _sentence_spans(text: str, base: str) -> list[Span]:
 @functools.cache
 def _pipeline(code: str) -> Language:
     """A blank spaCy pipeline with the sentencizer, built once per language (import is slow)."""
-    try:
-        import spacy
-    except ImportError as exc:
-        raise MissingExtraError(
-            "splitting long text needs spaCy from the inference extra; "
-            "install it with: pip install 'xtts-core[inference]'"
-        ) from exc
+    import spacy
+
     try:
         nlp = spacy.blank(code)
     except (ImportError, KeyError, ValueError):
