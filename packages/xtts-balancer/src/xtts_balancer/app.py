@@ -30,7 +30,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from xtts_balancer.admin import AdminGate
 from xtts_balancer.auth import Authenticator
-from xtts_balancer.broker import BrokerLink
+from xtts_balancer.broker import BrokerLinks
 from xtts_balancer.http_common import ApiError, api_error_response
 from xtts_balancer.jobs import Session
 from xtts_balancer.metrics import Metrics
@@ -113,7 +113,7 @@ class BalancerState:
             settings.queue.queue_timeout_s, workers.capacity_aware,
         )  # fmt: skip
         self.broker = (
-            None if settings.service.standalone_mode else BrokerLink(settings, self._capacity)
+            None if settings.service.standalone_mode else BrokerLinks(settings, self._capacity)
         )
 
     def _capacity(self) -> tuple[int, int]:
