@@ -115,6 +115,7 @@ class BalancerState:
         self.broker = (
             None if settings.service.standalone_mode else BrokerLinks(settings, self._capacity)
         )
+        self.metrics.watch_capacity(self._capacity)
 
     def _capacity(self) -> tuple[int, int]:
         """``(idle, capacity)``: free slots, and all slots of the warm workers."""
