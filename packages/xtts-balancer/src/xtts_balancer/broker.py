@@ -106,7 +106,25 @@ class _Balancer:
         )  # fmt: skip
 
 
-class BrokerLinks:
+class _Loop:
+    """A background loop (``_run``) started once and cancelled on the way out."""
+
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class BrokerLinks(_Loop):
     """This balancer's registrations at every broker; see the module docstring."""
 
     def __init__(self, settings: BalancerSettings, capacity: Callable[[], tuple[int, int]]) -> None:
@@ -117,7 +135,6 @@ class BrokerLinks:
         self._resolver = load_resolver(cluster.broker_resolver) if cluster.resolve_brokers else None
         self._resolve_s = cluster.resolve_interval_s
         self._client = httpx.AsyncClient(timeout=cluster.request_timeout_s)
-        self._task: asyncio.Task[None] | None = None
         self.links: dict[str, BrokerLink] = {}
         """The current links by broker URL."""
 
@@ -125,15 +142,9 @@ class BrokerLinks:
     def balancer_id(self) -> str:
         return self._balancer.balancer_id
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
     async def stop(self) -> None:
         """Stop resolving, then stop every link (each deregisters) at once."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._cancel()
         links, self.links = list(self.links.values()), {}
         await asyncio.gather(*(link.stop() for link in links))
         await self._client.aclose()
@@ -160,7 +171,7 @@ class BrokerLinks:
         await asyncio.gather(*(link.stop() for link in gone))
 
 
-class BrokerLink:
+class BrokerLink(_Loop):
     """This balancer's registration at one broker; see the module docstring."""
 
     def __init__(
@@ -169,18 +180,11 @@ class BrokerLink:
         self.target = target
         self._balancer = balancer
         self._client = client
-        self._task: asyncio.Task[None] | None = None
         self.registered = False
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         """Stop heartbeating and deregister (best effort: the broker's TTL covers a failure)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._cancel()
         if self.registered:
             try:
                 goodbye = BalancerDeregistration(id=self._balancer.balancer_id)
