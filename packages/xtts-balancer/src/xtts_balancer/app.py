@@ -94,6 +94,7 @@ class BalancerState:
                 torch_threads=workers.torch_threads,
                 warmup_text=workers.warmup_text,
                 log_level=logging.getLogger().getEffectiveLevel(),
+                log_format=settings.service.log_format,
                 backend=settings.model.backend,
                 backend_options=settings.model.backend_options,
                 kv_pool_bytes=workers.kv_pool_bytes,

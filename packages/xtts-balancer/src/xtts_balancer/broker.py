@@ -243,7 +243,9 @@ class BrokerLink(_Loop):
             logger.warning("heartbeat to %s failed: %s", self.target, exc)
             return
         if response.status_code == 404:
-            logger.warning("%s forgot %s; registering again", self.target, me.balancer_id)
+            logger.warning(
+                "the broker forgot %s; registering again with %s", me.balancer_id, self.target
+            )
             self.registered = False
         elif response.is_error:
             logger.warning(

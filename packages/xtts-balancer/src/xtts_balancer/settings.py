@@ -20,6 +20,7 @@ from pydantic_settings import SettingsConfigDict
 from xtts_balancer.backends import BUILTIN_BACKENDS, backend_class
 from xtts_balancer.discovery import load_resolver
 from xtts_core.cluster import DEFAULT_MAX_SKEW_S, ApiKeys, hash_api_key
+from xtts_core.logs import LogFormat
 from xtts_core.protocol import MAX_CONTEXTS_PER_SOCKET, OutputFormat
 from xtts_core.settings import ApiKeyAuthSection, ServiceSettings, SettingsSection
 
@@ -64,6 +65,9 @@ class ServiceSection(SettingsSection):
     """PEM certificate: serve https/wss (the official SDK insists on wss)."""
     tls_keyfile: Path | None = None
     """PEM private key for ``tls_certfile``."""
+    log_format: LogFormat = "text"
+    """``text`` for people, ``json`` for a log pipeline: one JSON object per line (see
+    :mod:`xtts_core.logs`)."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServiceSection:

@@ -49,6 +49,8 @@ class WorkerConfig:
     torch_threads: int | None
     warmup_text: str
     log_level: int
+    log_format: str = "text"
+    """``service.log_format``: the worker logs as the balancer does."""
     backend: str = "xtts"
     """``model.backend``: a built-in name or ``package.module:Class``."""
     backend_options: Mapping[str, object] = field(default_factory=dict)

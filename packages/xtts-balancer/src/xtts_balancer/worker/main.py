@@ -40,6 +40,7 @@ from xtts_balancer.worker.ipc import (
     WorkerConfig,
     WorkerMessage,
 )
+from xtts_core.logs import configure_logging
 
 __all__ = ["run_worker"]
 
@@ -51,10 +52,10 @@ LOAD_INTERVAL_S = 0.25
 
 def run_worker(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of a spawned worker process (see the module docstring)."""
-    logging.basicConfig(
-        level=config.log_level,
-        format=f"%(asctime)s %(levelname)s [{config.name}] %(name)s: %(message)s",
-    )
+    configure_logging(
+        config.log_level, "json" if config.log_format == "json" else "text",
+        f"%(asctime)s %(levelname)s [{config.name}] %(name)s: %(message)s", worker=config.name,
+    )  # fmt: skip
     sender = _Sender(conn)
     try:
         runner = _start(config, sender)
