@@ -22,7 +22,13 @@ import json
 import logging
 from typing import Any, Literal
 
-__all__ = ["JsonLinesFormatter", "LogFormat", "configure_logging", "hypercorn_error_logger"]
+__all__ = [
+    "JsonLinesFormatter",
+    "LogFormat",
+    "configure_logging",
+    "hold_logging",
+    "hypercorn_error_logger",
+]
 
 LogFormat = Literal["text", "json"]
 
