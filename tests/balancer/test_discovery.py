@@ -127,6 +127,9 @@ def test_resolve_targets_names_each_address_once() -> None:
         url: BrokerTarget(url, "b.test")
         for url in ("https://127.0.0.2:19000", "https://127.0.0.3:19000", "https://[::1]:19000")
     }
+    # A resolver that fails, or answers something that is no address, changes nothing.
+    assert asyncio.run(resolve_targets(["http://b.test:1"], lambda host: ["b.internal"])) is None
+    assert asyncio.run(resolve_targets(["http://b.test:1"], lambda host: {}[host])) is None
     plain = asyncio.run(resolve_targets(["http://b.test:1"], None))
     assert plain == {"http://b.test:1": BrokerTarget("http://b.test:1")}
     assert "127.0.0.1" in system_resolver("localhost")

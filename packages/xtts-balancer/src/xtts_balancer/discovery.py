@@ -96,15 +96,15 @@ async def resolve_targets(
         parsed = httpx.URL(url)
         try:
             addresses = await asyncio.to_thread(resolver, parsed.host)
-            resolved = sorted(set(addresses))
-        except (OSError, ValueError) as exc:
+            resolved = sorted({_bare(address) for address in addresses})
+        except Exception as exc:  # a resolver hook may raise anything: the caller retries
             logger.warning("could not resolve broker host %s: %s", parsed.host, exc)
             return None
         if not resolved:
             logger.warning("broker host %s resolved to no address", parsed.host)
             return None
         for address in resolved:
-            target = BrokerTarget(str(parsed.copy_with(host=_bare(address))), parsed.host)
+            target = BrokerTarget(str(parsed.copy_with(host=address)), parsed.host)
             targets[target.url] = target
     return targets
 
