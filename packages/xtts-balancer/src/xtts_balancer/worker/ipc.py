@@ -49,8 +49,6 @@ class WorkerConfig:
     torch_threads: int | None
     warmup_text: str
     log_level: int
-    log_format: str = "text"
-    """``service.log_format``: the worker logs as the balancer does."""
     backend: str = "xtts"
     """``model.backend``: a built-in name or ``package.module:Class``."""
     backend_options: Mapping[str, object] = field(default_factory=dict)
@@ -61,6 +59,8 @@ class WorkerConfig:
     """``workers.realtime_safety``: share of a code's audio a decode step may take."""
     cuda_graphs: bool = True
     """``workers.cuda_graphs``: replay decode steps as CUDA graphs on a CUDA device."""
+    log_format: str = "text"
+    """``service.log_format``: the worker logs as the balancer does."""
 
 
 @dataclass(frozen=True)
