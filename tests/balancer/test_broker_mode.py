@@ -1,89 +1,34 @@
-"""Broker mode and graceful shutdown, on a server of its own talking to a fake broker.
-
-The fake broker is a plain HTTP server in a thread that checks every request's signature with
-:func:`xtts_core.cluster.verify_request`, as the real broker does, and records what it got.
-"""
+"""Broker mode and graceful shutdown, on a server of its own talking to a fake broker
+(:mod:`fake_broker`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from balancer_server import KEY, Server, base_config, converse, read_until_closed, start_server
+from fake_broker import SECRET, FakeBroker, running
 
 from xtts_core.cluster import (
     DEREGISTER_PATH,
     HEARTBEAT_PATH,
     REGISTER_PATH,
-    RegistrationAccepted,
     sign_request,
-    verify_request,
 )
 
-SECRET = "cluster-secret-for-tests"
 STREAM_PATH = "/v1/text-to-speech/narrator/stream-input"
-
-
-class FakeBroker(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.forget = False  # answer the next heartbeat with 404
-        self.lock = threading.Lock()
-
-    def paths(self) -> list[str]:
-        with self.lock:
-            return [path for path, _ in self.calls]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeBroker
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        verify_request(SECRET, "POST", self.path, headers, body=body)  # raises if unsigned
-        with self.server.lock:
-            self.server.calls.append((self.path, json.loads(body)))
-            forget, self.server.forget = self.server.forget, False
-        if self.path == REGISTER_PATH:
-            reply = RegistrationAccepted(heartbeat_interval_s=0.2, heartbeat_ttl_s=5)
-            self._send(200, reply.model_dump_json().encode())
-        elif self.path == HEARTBEAT_PATH and forget:
-            self._send(404, b'{"detail": "not registered"}')
-        else:
-            self._send(200, b'{"status": "ok"}')
-
-    def _send(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture
 def broker() -> Iterator[FakeBroker]:
-    server = FakeBroker()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:

@@ -59,16 +59,19 @@ def _free_port() -> int:
 
 @dataclass
 class BrokerProcess:
-    """``python -m xtts_broker serve`` on a fixed port, so a restart keeps its address."""
+    """``python -m xtts_broker serve`` on a fixed address, so a restart keeps it (``host`` may
+    be any 127.0.0.0/8 address: several brokers on one port emulate the pods of one headless
+    Service)."""
 
     directory: Path
     strategy: str = "wide"
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def log(self) -> Path:
@@ -77,7 +80,7 @@ class BrokerProcess:
     def start(self) -> None:
         config = {
             "service": {
-                "host": "127.0.0.1",
+                "host": self.host,
                 "port": self.port,
                 "strategy": self.strategy,
                 "graceful_timeout_s": 2.0,
@@ -141,15 +144,17 @@ class Fleet:
     def start_balancer(
         self, name: str, *, workers: int = 2, slots: int = 8, max_queue: int = 0,
         tone_ms_per_char: float = 20.0, realtime_factor: float = 1.0, xtts: bool = False,
-        stall_timeout_s: float = 3.0,
+        stall_timeout_s: float = 3.0, cluster: dict[str, Any] | None = None,
     ) -> Server:  # fmt: skip
         """A balancer in broker mode; returns at once (it registers once its workers are warm).
 
         ``xtts`` runs the tiny random checkpoint instead of the tone backend;
-        ``stall_timeout_s`` is how long a job may send nothing before its worker is killed."""
+        ``stall_timeout_s`` is how long a job may send nothing before its worker is killed;
+        ``cluster`` adds keys to its ``cluster:`` section (other brokers, say)."""
         config = self._config(workers, slots, max_queue, tone_ms_per_char, realtime_factor, xtts)
         config["workers"]["stall_timeout_s"] = stall_timeout_s
         join_broker(config, name, self.broker.url, self.broker.port, SECRET)
+        config["cluster"].update(cluster or {})
         return self._start(name, config, slots)
 
     def start_standalone(
@@ -246,10 +251,11 @@ class Fleet:
 
     # --- observations -------------------------------------------------------------------------
 
-    def listing(self) -> dict[str, dict[str, Any]]:
-        """The broker's registry by balancer id."""
+    def listing(self, broker: BrokerProcess | None = None) -> dict[str, dict[str, Any]]:
+        """The registry of ``broker`` (default: the fleet's) by balancer id."""
+        url = (broker or self.broker).url
         response = self.http.get(
-            self.broker.url + "/broker/balancers", headers={"authorization": f"Bearer {SECRET}"}
+            url + "/broker/balancers", headers={"authorization": f"Bearer {SECRET}"}
         )
         response.raise_for_status()
         return {entry["id"]: entry for entry in response.json()["balancers"]}
@@ -263,9 +269,10 @@ class Fleet:
         ready = sum(1 for worker in workers if worker["state"] == "ready")
         return idle, ready * self.slots[name]
 
-    def healthy(self) -> set[str]:
+    def healthy(self, broker: BrokerProcess | None = None) -> set[str]:
+        """The balancers in rotation at ``broker`` (default: the fleet's)."""
         try:
-            listing = self.listing()
+            listing = self.listing(broker)
         except httpx.HTTPError:
             return set()
         return {name for name, entry in listing.items() if entry["health"] == "healthy"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics"]
@@ -51,3 +53,15 @@ class Metrics:
         self.errors = Counter(
             "xtts_errors", "Sessions ended with an error, by error code", ["error"], registry=r
         )
+        self.slots = Gauge(
+            "xtts_slots", "Stream slots of the warm workers (what the balancer offers)", registry=r
+        )
+        self.slots_free = Gauge(
+            "xtts_slots_free", "Stream slots free now (an autoscaler's signal)", registry=r
+        )
+
+    def watch_capacity(self, capacity: Callable[[], tuple[int, int]]) -> None:
+        """Read ``xtts_slots_free`` and ``xtts_slots`` from ``capacity()`` (``(idle,
+        capacity)``, as the broker is told) at each scrape, so they never lag the pool."""
+        self.slots_free.set_function(lambda: capacity()[0])
+        self.slots.set_function(lambda: capacity()[1])

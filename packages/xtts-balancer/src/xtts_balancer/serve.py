@@ -29,7 +29,11 @@ from xtts_balancer.app import create_app
 from xtts_balancer.settings import BalancerSettings, hash_api_key
 from xtts_balancer.state import BalancerState
 from xtts_core.errors import SettingsError
+from xtts_core.logs import configure_logging, hold_logging, hypercorn_error_logger
 from xtts_core.settings import load_settings
+
+#: The text form of the log (``service.log_format: text``).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 __all__ = ["cli", "hypercorn_config", "main", "serve"]
 
@@ -56,6 +60,7 @@ def hypercorn_config(
     config.websocket_max_message_size = max(4 * settings.limits.max_message_bytes, 1 << 20)
     config.websocket_ping_interval = service.websocket_ping_interval_s
     config.accesslog = None
+    config.errorlog = hypercorn_error_logger()  # through our handler, once
     if service.tls_certfile is not None and service.tls_keyfile is not None:
         config.certfile = str(service.tls_certfile)
         config.keyfile = str(service.tls_keyfile)
@@ -114,14 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "hash-key":
         print(hash_api_key(args.key))
         return 0
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = args.log_level.upper()
+    hold_logging(level)  # until service.log_format is known
     try:
         settings = load_settings(BalancerSettings, args.config)
     except SettingsError as exc:
+        configure_logging(level, "text", LOG_FORMAT)
         print(f"xtts-balancer: {exc}", file=sys.stderr)
         return 2
+    configure_logging(level, settings.service.log_format, LOG_FORMAT)
     if args.admin_bind and settings.admin.port is None:
         print(
             "xtts-balancer: --admin-bind needs admin.port (the port it listens on)", file=sys.stderr

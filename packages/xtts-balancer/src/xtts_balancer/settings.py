@@ -13,11 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from xtts_balancer.backends import BUILTIN_BACKENDS, backend_class
+from xtts_balancer.discovery import load_resolver
 from xtts_core.cluster import DEFAULT_MAX_SKEW_S, ApiKeys, hash_api_key
+from xtts_core.logs import LogFormat
 from xtts_core.protocol import MAX_CONTEXTS_PER_SOCKET, OutputFormat
 from xtts_core.settings import ApiKeyAuthSection, ServiceSettings, SettingsSection
 
@@ -49,9 +52,10 @@ class ServiceSection(SettingsSection):
     standalone_mode: bool = True
     """``false`` = broker mode: register with the broker, accept only streams it signed."""
     broker_host: str | None = None
-    """Broker address (broker mode)."""
+    """Broker address (broker mode), unless ``cluster.broker_urls`` or ``cluster.broker_url``
+    name the brokers."""
     broker_port: int | None = Field(default=None, ge=1, le=65535)
-    """Broker port (broker mode)."""
+    """Broker port (broker mode), with ``broker_host``."""
     log_dir: Path | None = None
     """Folder for one JSON line per generation (``generations_<date>.log``); none = off."""
     graceful_timeout_s: float = Field(default=10.0, ge=0)
@@ -62,13 +66,14 @@ class ServiceSection(SettingsSection):
     """PEM certificate: serve https/wss (the official SDK insists on wss)."""
     tls_keyfile: Path | None = None
     """PEM private key for ``tls_certfile``."""
+    log_format: LogFormat = "text"
+    """``text`` for people, ``json`` for a log pipeline: one JSON object per line (see
+    :mod:`xtts_core.logs`)."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServiceSection:
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("tls_certfile and tls_keyfile must be set together")
-        if not self.standalone_mode and (self.broker_host is None or self.broker_port is None):
-            raise ValueError("standalone_mode: false needs broker_host and broker_port")
         return self
 
 
@@ -218,12 +223,51 @@ class ClusterSection(SettingsSection):
     """``http(s)://host:port`` the broker connects to; none = from service.host/port/TLS."""
     broker_url: str | None = None
     """The broker's base URL; none = ``http://<broker_host>:<broker_port>``."""
+    broker_urls: list[str] = Field(default_factory=list)
+    """Every broker's base URL (``http(s)://host:port``): the balancer registers, heartbeats and
+    deregisters with each on its own. Empty = the one broker of ``broker_url``."""
+    resolve_brokers: bool = False
+    """Each broker URL's host names every broker replica (a Kubernetes headless Service): the
+    balancer registers with every address it resolves to, and resolves it again every
+    ``resolve_interval_s`` to follow replicas that appear or go away."""
+    resolve_interval_s: float = Field(default=10.0, gt=0)
+    """How often broker host names are resolved again (with ``resolve_brokers``)."""
+    broker_resolver: str | None = None
+    """``package.module:function`` that takes a host name and returns its addresses, used
+    instead of the system resolver (a directory other than DNS); none = the system's."""
     max_clock_skew_s: float = Field(default=DEFAULT_MAX_SKEW_S, gt=0)
     """Largest clock difference accepted on a signed stream."""
     request_timeout_s: float = Field(default=10.0, gt=0)
     """Timeout of each registration, heartbeat and deregistration request."""
     retry_interval_s: float = Field(default=2.0, gt=0)
     """Wait after a failed registration before the next try (doubling, max 30 s)."""
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        return None if value is None else _base_url(value)
+
+    @field_validator("broker_urls")
+    @classmethod
+    def _broker_urls(cls, value: list[str]) -> list[str]:
+        return [_base_url(url) for url in value]
+
+    @field_validator("broker_resolver")
+    @classmethod
+    def _resolver(cls, value: str | None) -> str | None:
+        load_resolver(value)  # raises ValueError naming the import path
+        return value
+
+
+def _base_url(value: str) -> str:
+    """``value`` checked to be an ``http(s)://host[:port]`` base URL, without a trailing slash."""
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{value!r} is not a URL ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/"):
+        raise ValueError(f"{value!r} is not a base URL http(s)://host[:port]")
+    return value.rstrip("/")
 
 
 class LimitsSection(SettingsSection):
@@ -326,11 +370,30 @@ class BalancerSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _broker_mode(self) -> BalancerSettings:
-        if not self.service.standalone_mode and self.cluster.secret is None:
+        if self.service.standalone_mode:
+            return self
+        service, cluster = self.service, self.cluster
+        named = service.broker_host is not None and service.broker_port is not None
+        if not (named or cluster.broker_url or cluster.broker_urls):
+            raise ValueError(
+                "standalone_mode: false needs broker_host and broker_port, cluster.broker_url "
+                "or cluster.broker_urls"
+            )
+        if cluster.secret is None:
             raise ValueError(
                 "standalone_mode: false needs cluster.secret (the broker's shared secret)"
             )
         return self
+
+    @property
+    def broker_urls(self) -> list[str]:
+        """The base URLs of the brokers to register with (broker mode)."""
+        cluster, service = self.cluster, self.service
+        if cluster.broker_urls:
+            return cluster.broker_urls
+        if cluster.broker_url:
+            return [cluster.broker_url]
+        return [f"http://{service.broker_host}:{service.broker_port}"]
 
     @model_validator(mode="after")
     def _admin_port(self) -> BalancerSettings:

@@ -20,7 +20,7 @@ from typing import Protocol
 from starlette.requests import HTTPConnection
 
 from xtts_balancer.auth import Authenticator
-from xtts_balancer.broker import BrokerLink
+from xtts_balancer.broker import BrokerLinks
 from xtts_balancer.metrics import Metrics
 from xtts_balancer.pool import SlotPool
 from xtts_balancer.settings import BalancerSettings
@@ -87,6 +87,7 @@ class BalancerState:
                 torch_threads=workers.torch_threads,
                 warmup_text=workers.warmup_text,
                 log_level=logging.getLogger().getEffectiveLevel(),
+                log_format=settings.service.log_format,
                 backend=settings.model.backend,
                 backend_options=settings.model.backend_options,
                 kv_pool_bytes=workers.kv_pool_bytes,
@@ -107,8 +108,9 @@ class BalancerState:
             settings.queue.queue_timeout_s, workers.capacity_aware,
         )  # fmt: skip
         self.broker = (
-            None if settings.service.standalone_mode else BrokerLink(settings, self._capacity)
+            None if settings.service.standalone_mode else BrokerLinks(settings, self._capacity)
         )
+        self.metrics.watch_capacity(self._capacity)
 
     def _capacity(self) -> tuple[int, int]:
         """``(idle, capacity)``: free slots, and all slots of the warm workers."""

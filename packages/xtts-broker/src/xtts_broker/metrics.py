@@ -47,6 +47,12 @@ class BrokerMetrics:
             ["health"],
             registry=self.registry,
         )
+        self.free_slots = Gauge(
+            "xtts_broker_free_slots",
+            "Slots this broker can route to now: healthy balancers' reported idle slots less its "
+            "own reservations (each broker sees only its own).",
+            registry=self.registry,
+        )
 
     def render(self, registry: Registry) -> bytes:
         """The exposition text, with the registry gauges brought up to date first."""
@@ -55,4 +61,5 @@ class BrokerMetrics:
             counts[registry.health(entry)] += 1
         for health, count in counts.items():
             self.balancers.labels(health.value).set(count)
+        self.free_slots.set(sum(entry.free for entry in registry.routable()))
         return generate_latest(self.registry)

@@ -34,6 +34,7 @@ from xtts_broker.settings import BrokerSettings, load_broker_settings
 from xtts_broker.state import BrokerState
 from xtts_core.cluster import hash_api_key
 from xtts_core.errors import SettingsError
+from xtts_core.logs import LogFormat, configure_logging, hold_logging, hypercorn_error_logger
 
 __all__ = ["hypercorn_config", "main", "run_broker"]
 
@@ -57,6 +58,7 @@ def hypercorn_config(settings: BrokerSettings, sock: socket.socket | None = None
     config.websocket_max_message_size = service.websocket_max_message_size
     config.websocket_ping_interval = service.websocket_ping_interval_s
     config.accesslog = None
+    config.errorlog = hypercorn_error_logger()  # through our handler, once
     if service.tls_certfile is not None and service.tls_keyfile is not None:
         config.certfile = str(service.tls_certfile)
         config.keyfile = str(service.tls_keyfile)
@@ -130,9 +132,10 @@ async def run_broker(
         loop.set_exception_handler(previous)
 
 
-def _configure_logging(path: Path | None) -> None:
+def _configure_logging(path: Path | None, log_format: LogFormat = "text") -> None:
+    """``--log-config`` if given, else ``service.log_format`` (text is logfmt)."""
     if path is None:
-        logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)
+        configure_logging(logging.INFO, log_format, _LOG_FORMAT)
         return
     try:
         logging.config.dictConfig(json.loads(path.read_text(encoding="utf-8")))
@@ -178,11 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "hash-key":
         return _hash_keys()
-    _configure_logging(args.log_config)
+    if args.log_config is None:
+        hold_logging(logging.INFO)  # until service.log_format is known
+    else:
+        _configure_logging(args.log_config)
     try:
         settings = load_broker_settings(args.config)
     except SettingsError as exc:
+        if args.log_config is None:
+            _configure_logging(None)
         print(f"xtts-broker: {exc}", file=sys.stderr)
         return 2
+    if args.log_config is None:
+        _configure_logging(None, settings.service.log_format)
     asyncio.run(_serve_until_signalled(settings))
     return 0

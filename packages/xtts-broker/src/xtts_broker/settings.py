@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from xtts_core.cluster import DEFAULT_MAX_SKEW_S
+from xtts_core.logs import LogFormat
 from xtts_core.settings import ApiKeyAuthSection, ServiceSettings, SettingsSection, load_settings
 
 __all__ = [
@@ -70,6 +71,9 @@ class ServiceSection(SettingsSection):
     """PEM certificate (chain): serve https/wss, which the official SDK's realtime helper needs."""
     tls_keyfile: Path | None = None
     """PEM private key of ``tls_certfile``; set both or neither."""
+    log_format: LogFormat = "text"
+    """``text`` for people, ``json`` for a log pipeline: one JSON object per line (see
+    :mod:`xtts_core.logs`)."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServiceSection:

@@ -62,6 +62,8 @@ class WorkerConfig:
     """``workers.realtime_safety``: share of a code's audio a decode step may take."""
     cuda_graphs: bool = True
     """``workers.cuda_graphs``: replay decode steps as CUDA graphs on a CUDA device."""
+    log_format: str = "text"
+    """``service.log_format``: the worker logs as the balancer does."""
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from xtts_balancer.worker.ipc import (
     WorkerConfig,
     WorkerMessage,
 )
+from xtts_core.logs import configure_logging
 
 __all__ = ["run_worker"]
 
@@ -72,10 +73,10 @@ def _exit_backend_failed(exc: BackendFailedError) -> None:
 
 def run_worker(conn: Connection, config: WorkerConfig) -> None:
     """Entry point of a spawned worker process (see the module docstring)."""
-    logging.basicConfig(
-        level=config.log_level,
-        format=f"%(asctime)s %(levelname)s [{config.name}] %(name)s: %(message)s",
-    )
+    configure_logging(
+        config.log_level, "json" if config.log_format == "json" else "text",
+        f"%(asctime)s %(levelname)s [{config.name}] %(name)s: %(message)s", worker=config.name,
+    )  # fmt: skip
     sender = _Sender(conn)
     try:
         runner = _start(config, sender)

@@ -1,0 +1,55 @@
+"""xtts_core.logs: JSON lines with the record's extra fields, and records held until the
+format is known."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+
+from xtts_core import logs
+
+
+@pytest.fixture(autouse=True)
+def _restore_root() -> object:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield None
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_a_json_line_carries_extra_fields_and_the_traceback() -> None:
+    formatter = logs.JsonLinesFormatter({"worker": "worker-0"})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x.y", logging.ERROR, __file__, 1, "hi %s", ("there",), None)
+        record.exc_info = sys.exc_info()
+    record.session_id = "s-1"
+    line = json.loads(formatter.format(record))
+    assert line["msg"] == "hi there" and line["logger"] == "x.y" and line["level"] == "ERROR"
+    assert line["worker"] == "worker-0" and line["session_id"] == "s-1"
+    assert "ValueError: boom" in line["exc"] and line["ts"].endswith("+00:00")
+
+
+def test_held_records_come_out_in_the_format_chosen_later(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.hold_logging(logging.INFO)
+    logging.getLogger("early").info("before the settings")
+    assert capsys.readouterr().err == ""
+    logs.configure_logging(logging.INFO, "json", "%(message)s")
+    logging.getLogger("late").info("after")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["logger"], line["msg"]) for line in lines] == [
+        ("early", "before the settings"), ("late", "after"),
+    ]  # fmt: skip
+
+
+def test_text_format_is_the_given_format(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure_logging(logging.INFO, "text", "%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("svc").warning("plain")
+    assert capsys.readouterr().err == "WARNING svc: plain\n"
