@@ -47,6 +47,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BrokerThre
     broker.start("deep")
     config = base_config(tmp, voices)
     config["model"] = {"backend": "tone", "voices_dir": str(voices)}
+    config["queue"] = {"slot_lease": "session"}  # an open socket holds its slot
     config["workers"]["slots_per_worker"] = SLOTS
     config["service"]["standalone_mode"] = False
     config["cluster"] = {
