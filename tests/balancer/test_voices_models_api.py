@@ -246,7 +246,9 @@ def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server
         "/v1/text-to-speech/{voice_id}", "/v1/text-to-speech/{voice_id}/stream",
         "/v1/text-to-speech/{voice_id}/with-timestamps",
         "/v1/text-to-speech/{voice_id}/stream/with-timestamps", "/v1/voices",
-        "/v1/voices/{voice_id}", "/v1/voices/add", "/v1/models",
+        "/v1/voices/{voice_id}", "/v1/voices/add", "/v1/models", "/v2/voices",
+        "/v1/voices/settings/default", "/v1/voices/{voice_id}/settings", "/v1/user",
+        "/v1/user/subscription",
     }  # fmt: skip
     assert set(document["paths"]["/v1/voices/{voice_id}"]) == {"get", "delete"}
     schemas = document["components"]["schemas"]
@@ -258,6 +260,10 @@ def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server
     speak_op = document["paths"]["/v1/text-to-speech/{voice_id}"]["post"]
     assert {p["name"] for p in speak_op["parameters"]} >= {
         "voice_id", "output_format", "optimize_streaming_latency",
+    }  # fmt: skip
+    search_op = document["paths"]["/v2/voices"]["get"]
+    assert {p["name"] for p in search_op["parameters"]} == {
+        "search", "page_size", "next_page_token",
     }  # fmt: skip
 
 
