@@ -229,12 +229,24 @@ def test_voice_management_needs_a_key(server: Server, library: Path) -> None:
 def test_models_lists_xtts_with_its_languages(server: Server) -> None:
     assert server.get("/v1/models").status_code == 401
     models = httpx.get(f"{server.http_url}/v1/models", headers=HEADERS).json()
-    assert isinstance(models, list) and len(models) == 1
+    assert isinstance(models, list)
     model = models[0]
     assert model["model_id"] == "xtts_v2" and model["can_do_text_to_speech"] is True
     languages = {item["language_id"]: item["name"] for item in model["languages"]}
     assert len(languages) == 17 and languages["en"] == "English" and languages["ja"] == "Japanese"
     assert model["maximum_text_length_per_request"] == 600
+
+
+def test_models_lists_the_elevenlabs_ids_as_names_of_the_one_model(server: Server) -> None:
+    models = httpx.get(f"{server.http_url}/v1/models", headers=HEADERS).json()
+    by_id = {model["model_id"]: model for model in models}
+    assert len(by_id) == len(models)  # each id once
+    for alias in ("eleven_multilingual_v2", "eleven_flash_v2_5", "eleven_turbo_v2_5"):
+        assert by_id[alias]["name"] == f"XTTS-v2 (as {alias})"
+        same = {
+            key: value for key, value in by_id[alias].items() if key not in ("model_id", "name")
+        }
+        assert same == {k: v for k, v in models[0].items() if k not in ("model_id", "name")}
 
 
 def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server) -> None:
@@ -246,7 +258,9 @@ def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server
         "/v1/text-to-speech/{voice_id}", "/v1/text-to-speech/{voice_id}/stream",
         "/v1/text-to-speech/{voice_id}/with-timestamps",
         "/v1/text-to-speech/{voice_id}/stream/with-timestamps", "/v1/voices",
-        "/v1/voices/{voice_id}", "/v1/voices/add", "/v1/models",
+        "/v1/voices/{voice_id}", "/v1/voices/add", "/v1/models", "/v2/voices",
+        "/v1/voices/settings/default", "/v1/voices/{voice_id}/settings", "/v1/user",
+        "/v1/user/subscription",
     }  # fmt: skip
     assert set(document["paths"]["/v1/voices/{voice_id}"]) == {"get", "delete"}
     schemas = document["components"]["schemas"]
@@ -258,6 +272,10 @@ def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server
     speak_op = document["paths"]["/v1/text-to-speech/{voice_id}"]["post"]
     assert {p["name"] for p in speak_op["parameters"]} >= {
         "voice_id", "output_format", "optimize_streaming_latency",
+    }  # fmt: skip
+    search_op = document["paths"]["/v2/voices"]["get"]
+    assert {p["name"] for p in search_op["parameters"]} == {
+        "search", "page_size", "next_page_token",
     }  # fmt: skip
 
 
@@ -300,7 +318,8 @@ def test_sdk_voices_and_models(client: ElevenLabs) -> None:
     assert CLIP_VOICE in {v.voice_id for v in voices}
     assert client.voices.get(CLIP_VOICE).voice_id == CLIP_VOICE
     models = client.models.list()
-    assert [m.model_id for m in models] == ["xtts_v2"]
+    assert models[0].model_id == "xtts_v2"
+    assert {"eleven_multilingual_v2", "eleven_flash_v2_5"} <= {m.model_id for m in models}
 
 
 def test_sdk_clones_speaks_with_and_deletes_a_voice(client: ElevenLabs, library: Path) -> None:

@@ -169,10 +169,30 @@ def test_sdk_speech_through_the_broker(client: ElevenLabs, broker: str) -> None:
 def test_sdk_listings_through_the_broker(client: ElevenLabs) -> None:
     assert CLIP_VOICE in {voice.voice_id for voice in client.voices.get_all().voices}
     assert client.voices.get(CLIP_VOICE).voice_id == CLIP_VOICE
-    assert [model.model_id for model in client.models.list()] == ["xtts_v2"]
+    models = [model.model_id for model in client.models.list()]
+    assert models[0] == "xtts_v2" and "eleven_turbo_v2_5" in models
     with pytest.raises(ApiError) as unknown:
         client.voices.get("no-such-voice")
     assert unknown.value.status_code == 404  # the balancer's answer, relayed
+
+
+def test_sdk_search_settings_and_account_through_the_broker(
+    client: ElevenLabs, broker: str
+) -> None:
+    found = client.voices.search(search=CLIP_VOICE.upper(), page_size=1)
+    assert [voice.voice_id for voice in found.voices] == [CLIP_VOICE]
+    assert found.total_count == 1 and not found.has_more  # the query reached the balancer
+    assert client.voices.search(search="no voice is called this").voices == []
+    default = client.voices.settings.get_default()
+    assert default.stability == 0.5 and client.voices.settings.get(CLIP_VOICE) == default
+    with pytest.raises(ApiError) as unknown:
+        client.voices.settings.get("no-such-voice")
+    assert unknown.value.status_code == 404
+    assert client.user.get().subscription.tier == "self_hosted"
+    subscription = client.user.subscription.get()
+    assert subscription.status == "active" and subscription.character_limit == 2**31 - 1
+    for path in ("/v2/voices", "/v1/user", f"/v1/voices/{CLIP_VOICE}/settings"):
+        assert httpx.get(broker + path).status_code == 401  # refused at the broker
 
 
 def test_unknown_voice_answer_is_relayed(broker: str) -> None:

@@ -19,6 +19,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xtts_balancer.__about__ import __version__
+from xtts_balancer.account_api import (
+    SubscriptionResponse,
+    UserResponse,
+    get_subscription,
+    get_user,
+)
 from xtts_balancer.http_models import AudioWithTimestamps, SpeechQuery, SpeechRequest
 from xtts_balancer.http_tts import (
     speech,
@@ -27,6 +33,13 @@ from xtts_balancer.http_tts import (
     speech_with_timestamps,
 )
 from xtts_balancer.models_api import ModelResponse, list_models
+from xtts_balancer.voice_search_api import (
+    VoiceSearchQuery,
+    VoiceSearchResponse,
+    default_voice_settings,
+    search_voices,
+    voice_settings,
+)
 from xtts_balancer.voices_api import (
     AddVoiceResponse,
     VoiceResponse,
@@ -36,7 +49,7 @@ from xtts_balancer.voices_api import (
     get_voice,
     list_voices,
 )
-from xtts_core.protocol import ErrorResponse, ValidationErrorResponse
+from xtts_core.protocol import ErrorResponse, ValidationErrorResponse, VoiceSettings
 
 __all__ = ["ENDPOINTS", "Endpoint", "api_routes", "openapi_document", "openapi_json"]
 
@@ -85,6 +98,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              multipart=True, response=AddVoiceResponse, errors=(401, 409, 411, 413, 422)),
     Endpoint("DELETE", "/v1/voices/{voice_id}", delete_voice, "Delete a voice added here.",
              errors=(401, 403, 404)),
+    Endpoint("GET", "/v2/voices", search_voices, "Search the voices, a page at a time.",
+             query=VoiceSearchQuery, response=VoiceSearchResponse, errors=(401, 422)),
+    Endpoint("GET", "/v1/voices/settings/default", default_voice_settings,
+             "The voice settings a request without any gets.", response=VoiceSettings),
+    Endpoint("GET", "/v1/voices/{voice_id}/settings", voice_settings,
+             "A voice's settings (the defaults: none are stored per voice).",
+             response=VoiceSettings, errors=(401, 404)),
+    Endpoint("GET", "/v1/user", get_user, "The account: one unlimited self-hosted plan.",
+             response=UserResponse),
+    Endpoint("GET", "/v1/user/subscription", get_subscription,
+             "The subscription: one unlimited self-hosted plan.", response=SubscriptionResponse),
     Endpoint("GET", "/v1/models", list_models, "The model this server runs.",
              response=ModelResponse, array=True),
 )  # fmt: skip

@@ -46,6 +46,8 @@ __all__ = [
     "delete_voice",
     "get_voice",
     "list_voices",
+    "require_voice",
+    "voice_entries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -133,7 +135,8 @@ def _sidecar(library: Path, voice_id: str) -> Path | None:
     return library / f"{voice_id}{ADDED_VOICE_SUFFIX}"
 
 
-def _known(request: Request, voice_id: str) -> None:
+def require_voice(request: Request, voice_id: str) -> None:
+    """404 ``voice_not_found`` unless the workers serve ``voice_id``."""
     voices = balancer_state(request).supervisor.voices
     if voice_id not in voices:
         raise ApiError(
@@ -141,12 +144,17 @@ def _known(request: Request, voice_id: str) -> None:
         )
 
 
+def voice_entries(request: Request) -> list[VoiceResponse]:
+    """Every listed voice, ordered by id (``default`` is an alias and not listed)."""
+    ids = sorted(balancer_state(request).supervisor.voices - {DEFAULT_VOICE_ID})
+    clips = _clip_ids(request)
+    return [_describe(request, voice_id, clips) for voice_id in ids]
+
+
 async def list_voices(request: Request) -> Response:
     """``GET /v1/voices``."""
     check_caller(request)
-    ids = sorted(balancer_state(request).supervisor.voices - {DEFAULT_VOICE_ID})
-    clips = _clip_ids(request)
-    body = VoicesResponse(voices=[_describe(request, voice_id, clips) for voice_id in ids])
+    body = VoicesResponse(voices=voice_entries(request))
     return JSONResponse(body.model_dump(mode="json"))
 
 
@@ -154,7 +162,7 @@ async def get_voice(request: Request) -> Response:
     """``GET /v1/voices/{voice_id}``."""
     check_caller(request)
     voice_id = request.path_params["voice_id"]
-    _known(request, voice_id)
+    require_voice(request, voice_id)
     voice = _describe(request, voice_id, _clip_ids(request))
     return JSONResponse(voice.model_dump(mode="json"))
 
@@ -163,7 +171,7 @@ async def delete_voice(request: Request) -> Response:
     """``DELETE /v1/voices/{voice_id}``: only voices added through the API."""
     check_caller(request)
     voice_id = request.path_params["voice_id"]
-    _known(request, voice_id)
+    require_voice(request, voice_id)
     library = _library(request)
     sidecar = _sidecar(library, voice_id) if library is not None else None
     if library is None or sidecar is None or not sidecar.is_file():

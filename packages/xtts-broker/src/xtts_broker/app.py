@@ -10,8 +10,9 @@ Routes:
 - ``WS /v1/text-to-speech/{voice_id}/stream-input`` and ``…/multi-stream-input``: client streams,
   relayed to a balancer by :class:`~xtts_broker.proxy.StreamProxy`.
 - ``POST /v1/text-to-speech/{voice_id}`` (and ``/stream``, ``/with-timestamps``,
-  ``/stream/with-timestamps``), ``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``:
-  the balancers' HTTP API, relayed by :mod:`xtts_broker.http_proxy` (which also answers voice
+  ``/stream/with-timestamps``), ``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``,
+  ``/v2/voices``, the voice settings, ``/v1/user`` and ``/v1/user/subscription``: the
+  balancers' HTTP API, relayed by :mod:`xtts_broker.http_proxy` (which also answers voice
   management with 501).
 - ``GET /health`` (the process answers), ``GET /ready`` (at least one healthy balancer and not
   shutting down), ``GET /metrics`` (Prometheus).

@@ -28,7 +28,8 @@ Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-time
   body (:func:`xtts_core.protocol.error_body`, §4.4), which the official SDK turns into an
   ``ApiError``.
 
-Listings (``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``) hold no slot: the first
+Listings (``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``, ``/v2/voices``, the
+voice settings, ``/v1/user`` and ``/v1/user/subscription``) hold no slot: the first
 healthy balancer that answers serves them (503 ``no_balancer`` when none does). Voice management
 (``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) is refused with 501: a balancer
 gives an added voice a random id in its own library, so a voice added through the broker would
@@ -208,7 +209,7 @@ async def speech(request: Request) -> Response | _Relay:
 
 
 async def listing(request: Request) -> Response:
-    """``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``: any healthy balancer."""
+    """The listings and look-ups of the module docstring: any healthy balancer answers."""
     refusal = _refusal(request)
     if refusal is not None:
         return refusal
@@ -344,6 +345,11 @@ def http_routes() -> list[Route]:
         ),
         ("/v1/models", listing, ["GET"]),
         ("/v1/voices", listing, ["GET"]),
+        ("/v2/voices", listing, ["GET"]),
+        ("/v1/voices/settings/default", listing, ["GET"]),
+        ("/v1/voices/{voice_id}/settings", listing, ["GET"]),
+        ("/v1/user", listing, ["GET"]),
+        ("/v1/user/subscription", listing, ["GET"]),
         ("/v1/voices/add", voice_management, ["POST"]),
         ("/v1/voices/{voice_id}", listing, ["GET"]),
         ("/v1/voices/{voice_id}", voice_management, ["DELETE"]),
