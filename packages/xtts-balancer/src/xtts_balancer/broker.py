@@ -1,8 +1,6 @@
 """Broker mode (``service.standalone_mode: false``): register, heartbeat, deregister, verify.
 
-The original registered once, before its port was open, never heartbeated and trusted a constant
-header (original-spec.md §2.6-2.7). Here, with the contract of :mod:`xtts_core.cluster` that the
-broker imports too:
+Everything follows the contract of :mod:`xtts_core.cluster`, which the broker imports too:
 
 - :class:`BrokerLinks` keeps one :class:`BrokerLink` per broker of
   :mod:`xtts_balancer.discovery` (every URL of ``cluster.broker_urls``, or every address a

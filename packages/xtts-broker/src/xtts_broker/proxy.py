@@ -6,10 +6,8 @@ What happens, in order:
   (:func:`xtts_core.protocol.request_api_key`, then the first message's
   :func:`~xtts_core.protocol.message_api_key`; docs/protocol.md §1.2), as at the balancer. A bad
   or missing key: the ElevenLabs-style error and close 1008, before any balancer is involved.
-- **Proof of origin**: the broker signs every websocket it opens to a balancer
-  (:func:`xtts_core.cluster.sign_request`) and passes its session id in
-  :data:`~xtts_core.cluster.SESSION_ID_HEADER`. ``voice_id`` is percent-encoded and the query
-  re-encoded, never pasted.
+- **Proof of origin**: every websocket opened to a balancer is signed with the session id
+  (:func:`xtts_broker.balancer_target.balancer_stream_target`).
 - **Failover**: until the first balancer message reaches the client, every client frame is kept.
   If the balancer refuses the handshake, cannot be reached, or closes with a code that means "not
   now" (1013 no capacity, 1001/1012 going away, 1006/1011 failure), the next balancer gets the same
@@ -19,9 +17,8 @@ What happens, in order:
 - **Relay**: frames go both ways in order through bounded buffers (a slow reader slows the writer
   instead of growing memory), and close codes and reasons are passed on in both directions. A
   client that leaves closes its balancer socket at once, which frees the balancer's slot.
-  Hypercorn 0.18 reports every client-initiated close to the app as 1006, whatever code the
-  client sent (pgjones/hypercorn#127), so in practice the balancer sees 1001 "client
-  disconnected"; a code the server does report is passed on unchanged.
+  Hypercorn 0.18 reports a client's close as 1006 whatever its code (pgjones/hypercorn#127): the
+  balancer then sees 1001 "client disconnected"; a code it does report is passed on unchanged.
 """
 
 from __future__ import annotations
@@ -32,12 +29,12 @@ import logging
 import secrets
 from collections.abc import Awaitable
 from typing import Final, TypeVar
-from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from xtts_broker.balancer_target import balancer_stream_target
 from xtts_broker.frames import (
     FAILOVER_CODES,
     SENDABLE,
@@ -51,7 +48,6 @@ from xtts_broker.frames import (
 from xtts_broker.router import Route
 from xtts_broker.state import BrokerState
 from xtts_core.aio import wait_within
-from xtts_core.cluster import sign_request
 from xtts_core.protocol import (
     CloseCode,
     ErrorCode,
@@ -221,11 +217,8 @@ class StreamProxy:
             state.metrics.failovers.labels(f"close_{closed.code}").inc()
             logger.info(
                 "session=%s balancer %s closed %d %r before any audio; trying the next",
-                self.session_id,
-                entry.id,
-                closed.code,
-                closed.reason,
-            )
+                self.session_id, entry.id, closed.code, closed.reason,
+            )  # fmt: skip
             if closed.code in (1006, 1011):
                 state.registry.mark_down(entry.id, f"stream failed with {closed.code}")
             return False
@@ -234,16 +227,11 @@ class StreamProxy:
 
     async def _connect(self, route: Route, voice_id: str) -> ClientConnection | None:
         settings, entry = self._state.settings, route.entry
-        path = f"/v1/text-to-speech/{voice_id}/{self._endpoint}"
-        query = urlencode(parse_qsl(self._ws.url.query, keep_blank_values=True))
-        base = entry.registration.base_url.replace("http", "ws", 1)
-        url = f"{base}/v1/text-to-speech/{quote(voice_id, safe='')}/{self._endpoint}"
-        if query:
-            url += f"?{query}"
-        secret = settings.cluster.secret.get_secret_value()
-        headers = sign_request(secret, "GET", path, session_id=self.session_id)
-        if key := self._ws.headers.get("xi-api-key"):
-            headers["xi-api-key"] = key
+        url, headers = balancer_stream_target(
+            entry.registration.base_url, voice_id, self._endpoint, self._ws.url.query,
+            secret=settings.cluster.secret.get_secret_value(), session_id=self.session_id,
+            api_key=self._ws.headers.get("xi-api-key"),
+        )  # fmt: skip
         try:
             return await self._or_stop(
                 connect(

@@ -1,10 +1,8 @@
 """The broker's in-memory registry of balancers: health from heartbeats, capacity, reservations.
 
-Fixes of the original (original-spec.md §3.2-3.3, §10.15):
-
 - A balancer is **unhealthy** (gets no new streams) after ``heartbeat_ttl_s`` without a heartbeat,
   or after a failed probe or connect, and **removed** only after ``removal_grace_s``; its next
-  heartbeat brings it back. The original dropped a balancer for ever after one failed probe.
+  heartbeat brings it back, so one failed probe never drops a balancer for good.
 - Free slots = the last reported idle count minus **reservations**: streams the broker routed to
   the balancer that the report cannot include yet (not connected yet, or connected after the
   report was measured). Choosing and reserving happen with no ``await`` in between, so
