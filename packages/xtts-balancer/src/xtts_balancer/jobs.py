@@ -4,7 +4,8 @@
 takes a worker slot from the :class:`~xtts_balancer.pool.SlotPool` (FIFO queue, metrics);
 :func:`new_job` builds one segment's :class:`~xtts_balancer.worker.ipc.Job` from the settings;
 :func:`job_events` runs it on the leased worker and yields its chunks, then its
-:class:`~xtts_balancer.worker.ipc.JobDone`. A job that sends nothing for
+:class:`~xtts_balancer.worker.ipc.JobDone`; :func:`find_latents` asks the leased worker for a
+voice's latents (or a clip's) the same way. A job that sends nothing for
 ``workers.stall_timeout_s`` gets its worker killed (a hung worker); a failure is a
 :class:`~xtts_balancer.errors.SessionError`; leaving early cancels the job at the worker, so use
 it inside :func:`contextlib.aclosing`.
@@ -13,6 +14,7 @@ it inside :func:`contextlib.aclosing`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator
 
@@ -20,11 +22,26 @@ from xtts_balancer.errors import SessionError
 from xtts_balancer.pool import Lease, NoCapacityError
 from xtts_balancer.state import BalancerState
 from xtts_balancer.supervisor import WorkerLost
-from xtts_balancer.worker.ipc import Chunk, Job, JobDone, JobFailed
+from xtts_balancer.worker.ipc import (
+    Chunk,
+    GetLatents,
+    Job,
+    JobDone,
+    JobFailed,
+    Latents,
+    LatentsFound,
+)
 from xtts_core.aio import wait_within
 from xtts_core.protocol import CloseCode, ErrorCode
 
-__all__ = ["acquire_slot", "admit_key", "job_events", "new_job", "record_segment"]
+__all__ = [
+    "acquire_slot",
+    "admit_key",
+    "find_latents",
+    "job_events",
+    "new_job",
+    "record_segment",
+]
 
 
 def admit_key(state: BalancerState, key: str | None) -> str:
@@ -66,24 +83,25 @@ async def acquire_slot(state: BalancerState) -> Lease:
 
 def new_job(
     state: BalancerState, text: str, *, language: str, voice_id: str, speed: float,
-    seed: int | None, chunk_codes: int | None = None,
+    seed: int | None, chunk_codes: int | None = None, latents: Latents | None = None,
 ) -> Job:  # fmt: skip
-    """One segment's job with the model and stream settings filled in."""
+    """One segment's job with the model and stream settings filled in (spoken with
+    ``latents`` instead of ``voice_id``'s when they are given)."""
     settings = state.settings
     return Job(
         job_id=state.supervisor.next_job_id(), text=text, language=language, voice_id=voice_id,
         speed=speed, seed=seed, max_new_codes=settings.model.max_new_codes,
         first_chunk_codes=settings.stream.first_chunk_codes,
         chunk_codes=chunk_codes or settings.stream.chunk_codes,
-        denoise=settings.model.noise_reduction,
+        denoise=settings.model.noise_reduction, latents=latents,
     )  # fmt: skip
 
 
 async def job_events(
-    state: BalancerState, lease: Lease, job: Job
-) -> AsyncGenerator[Chunk | JobDone, None]:
-    """Run ``job`` on ``lease``'s worker: its chunks, then its :class:`JobDone` (see the module
-    docstring)."""
+    state: BalancerState, lease: Lease, job: Job | GetLatents
+) -> AsyncGenerator[Chunk | JobDone | LatentsFound, None]:
+    """Run ``job`` on ``lease``'s worker: its chunks, then its :class:`JobDone` (a
+    :class:`GetLatents`: its :class:`LatentsFound`; see the module docstring)."""
     supervisor, worker = state.supervisor, lease.worker
     stall_s = state.settings.workers.stall_timeout_s
     events = supervisor.submit(worker, job)
@@ -101,7 +119,7 @@ async def job_events(
                 yield event
                 continue
             finished = True
-            if isinstance(event, JobDone):
+            if isinstance(event, JobDone | LatentsFound):
                 yield event
                 return
             if isinstance(event, JobFailed):
@@ -119,6 +137,23 @@ async def job_events(
     finally:
         if not finished:
             supervisor.cancel(worker, job.job_id)
+
+
+async def find_latents(
+    state: BalancerState, lease: Lease, voice_id: str, clip: bytes | None = None
+) -> Latents:
+    """The latents of ``voice_id`` (or of the audio file ``clip``) from ``lease``'s worker.
+
+    Raises:
+        SessionError: no such voice, a clip that is not audio, or the worker failed.
+    """
+    request = GetLatents(state.supervisor.next_job_id(), voice_id, clip)
+    events = job_events(state, lease, request)
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if isinstance(event, LatentsFound):
+                return event.latents
+    raise SessionError("The worker sent no latents.", ErrorCode.INTERNAL_ERROR)
 
 
 def record_segment(

@@ -25,6 +25,15 @@ from xtts_balancer.account_api import (
     get_subscription,
     get_user,
 )
+from xtts_balancer.coqui_api import clone_speaker, languages, studio_speakers, tts, tts_stream
+from xtts_balancer.coqui_models import (
+    CoquiLanguages,
+    CoquiSpeaker,
+    CoquiSpeakers,
+    CoquiSpeechRequest,
+    CoquiStreamRequest,
+    CoquiWav,
+)
 from xtts_balancer.http_models import AudioWithTimestamps, SpeechQuery, SpeechRequest
 from xtts_balancer.http_tts import (
     speech,
@@ -56,6 +65,12 @@ __all__ = ["ENDPOINTS", "Endpoint", "api_routes", "openapi_document", "openapi_j
 _AUDIO = ["audio/mpeg", "audio/ogg", "audio/pcm", "audio/basic", "audio/x-alaw-basic", "audio/wav"]
 _VOICE_ID = {"name": "voice_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
+_CLONE_FORM = {
+    "type": "object",
+    "required": ["wav_file"],
+    "properties": {"wav_file": {"type": "string", "format": "binary"}},
+}
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -68,6 +83,8 @@ class Endpoint:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     multipart: bool = False
+    form: dict[str, Any] | None = None
+    """The multipart form's schema (``None``: the voice upload's)."""
     response: type[BaseModel] | None = None
     """The JSON answer's model; ``None`` with ``media`` for audio, or with neither for plain OK."""
     media: list[str] = field(default_factory=list)
@@ -111,6 +128,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "The subscription: one unlimited self-hosted plan.", response=SubscriptionResponse),
     Endpoint("GET", "/v1/models", list_models, "The model this server runs.",
              response=ModelResponse, array=True),
+    Endpoint("GET", "/studio_speakers", studio_speakers,
+             "coqui: every voice's latents by voice id.", response=CoquiSpeakers,
+             errors=(401, 429, 501)),
+    Endpoint("POST", "/clone_speaker", clone_speaker,
+             "coqui: the latents of a reference clip (multipart: wav_file).", multipart=True,
+             form=_CLONE_FORM, response=CoquiSpeaker, errors=(401, 413, 422, 429, 501)),
+    Endpoint("POST", "/tts_stream", tts_stream,
+             "coqui: speak with these latents, 24 kHz 16-bit PCM streamed as it is made.",
+             CoquiStreamRequest, media=["audio/wav", "audio/pcm"],
+             errors=(401, 413, 422, 429, 501)),
+    Endpoint("POST", "/tts", tts, "coqui: speak with these latents, a base64 WAV.",
+             CoquiSpeechRequest, response=CoquiWav, errors=(401, 413, 422, 429, 501)),
+    Endpoint("GET", "/languages", languages, "coqui: the language codes spoken.",
+             response=CoquiLanguages),
 )  # fmt: skip
 
 
@@ -196,7 +227,7 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     if endpoint.multipart:
         operation["requestBody"] = {
             "required": True,
-            "content": {"multipart/form-data": {"schema": _ADD_VOICE_FORM}},
+            "content": {"multipart/form-data": {"schema": endpoint.form or _ADD_VOICE_FORM}},
         }
     operation["responses"] = {"200": _success(endpoint)} | {
         str(code): {

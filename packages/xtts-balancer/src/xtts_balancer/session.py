@@ -33,11 +33,18 @@ import numpy as np
 
 from xtts_balancer.broker import verify_stream
 from xtts_balancer.errors import SessionError
-from xtts_balancer.jobs import acquire_slot, admit_key, job_events, new_job, record_segment
+from xtts_balancer.jobs import (
+    acquire_slot,
+    admit_key,
+    find_latents,
+    job_events,
+    new_job,
+    record_segment,
+)
 from xtts_balancer.pool import Lease
 from xtts_balancer.sending import AudioOut, Piece
 from xtts_balancer.state import BalancerState
-from xtts_balancer.worker.ipc import Chunk
+from xtts_balancer.worker.ipc import Chunk, JobDone, Latents
 from xtts_core.cluster import OriginError, verify_request
 from xtts_core.protocol import CloseCode, ErrorCode
 
@@ -163,6 +170,15 @@ class SpeechSession:
                 f"A voice with voice_id {self.voice_id!r} was not found.",
                 ErrorCode.VOICE_NOT_FOUND,
             )
+        self.check_language(language)
+
+    def check_language(self, language: str) -> None:
+        """Refuse a language the workers do not speak (known once one is warm).
+
+        Raises:
+            SessionError: ``invalid_message`` naming the languages.
+        """
+        supervisor = self.state.supervisor
         if supervisor.languages and language not in supervisor.languages:
             raise SessionError.invalid(
                 f"language {language!r} is not supported; supported: "
@@ -230,11 +246,12 @@ class SpeechSession:
 
     async def speak(
         self, text: str, out: AudioOut, *, language: str, speed: float, seed: int | None,
-        chunk_codes: int | None = None, separator: str = " ",
+        chunk_codes: int | None = None, separator: str = " ", latents: Latents | None = None,
     ) -> AsyncIterator[Piece]:  # fmt: skip
-        """Speak one segment on the held slot: its audio in pieces with alignment, the last one
-        carrying the segment's remaining characters (and ``separator``, the space that joins it
-        to the next). Leaving early cancels the job at the worker.
+        """Speak one segment on the held slot (with ``latents`` instead of the session's voice
+        when given): its audio in pieces with alignment, the last one carrying the segment's
+        remaining characters (and ``separator``, the space that joins it to the next). Leaving
+        early cancels the job at the worker.
 
         Raises:
             SessionError: the job failed or its worker was lost.
@@ -242,7 +259,7 @@ class SpeechSession:
         assert self._lease is not None, "speak() needs a slot"
         job = new_job(
             self.state, text, language=language, voice_id=self.voice_id, speed=speed, seed=seed,
-            chunk_codes=chunk_codes,
+            chunk_codes=chunk_codes, latents=latents,
         )  # fmt: skip
         started = time.monotonic()
         out.start(text + separator, speed)
@@ -252,12 +269,23 @@ class SpeechSession:
                     for piece in out.push(np.frombuffer(event.samples, np.float32)):
                         yield piece
                     continue
+                assert isinstance(event, JobDone)
                 for piece in out.end():
                     yield piece
                 record_segment(
                     self.state, event, started=started, first_audio_s=out.first_audio_s,
                     audio_ms=out.audio_ms,
                 )  # fmt: skip
+
+    async def latents(self, voice_id: str, clip: bytes | None = None) -> Latents:
+        """The latents of ``voice_id`` (or of the audio file ``clip``) from the held slot's
+        worker.
+
+        Raises:
+            SessionError: no such voice, a clip that is not audio, or the worker failed.
+        """
+        assert self._lease is not None, "latents() needs a slot"
+        return await find_latents(self.state, self._lease, voice_id, clip)
 
     # --- the end -----------------------------------------------------------------------------------
 

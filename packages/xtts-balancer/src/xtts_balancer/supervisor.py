@@ -33,9 +33,11 @@ from typing import Any, Literal
 from xtts_balancer.worker.ipc import (
     Cancel,
     Chunk,
+    GetLatents,
     Job,
     JobDone,
     JobFailed,
+    LatentsFound,
     Load,
     Ping,
     Pong,
@@ -63,14 +65,15 @@ class WorkerLost:
     message: str
 
 
-JobEvent = Chunk | JobDone | JobFailed | WorkerLost
+JobEvent = Chunk | JobDone | JobFailed | LatentsFound | WorkerLost
 
 
 class JobStream:
     """What one job sends back, in order: chunks, then one :class:`JobDone`, :class:`JobFailed`
-    or :class:`WorkerLost`."""
+    or :class:`WorkerLost` (a :class:`GetLatents`: one :class:`LatentsFound`, :class:`JobFailed`
+    or :class:`WorkerLost`)."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job | GetLatents) -> None:
         self.job = job
         self._queue: asyncio.Queue[JobEvent] = asyncio.Queue()
 
@@ -140,6 +143,8 @@ class Supervisor:
         self._removed_voices: set[str] = set()
         self.languages: frozenset[str] = frozenset()
         self.sample_rate: int | None = None
+        self.latent_dims: tuple[int, int] | None = None
+        """(GPT width, speaker-embedding size) of the workers' latents; ``None``: they have none."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -233,6 +238,7 @@ class Supervisor:
             self.voices = (self.voices | frozenset(message.voices)) - self._removed_voices
             self.languages = frozenset(message.languages)
             self.sample_rate = message.sample_rate
+            self.latent_dims = message.latent_dims
             logger.info("worker %d ready (pid %d)", handle.index, message.pid)
             self._on_change()
         elif isinstance(message, Pong):
@@ -248,7 +254,7 @@ class Supervisor:
             stream = handle.jobs.get(message.job_id)
             if stream is None:  # a cancelled job's last words
                 return
-            if isinstance(message, JobDone | JobFailed):
+            if isinstance(message, JobDone | JobFailed | LatentsFound):
                 del handle.jobs[message.job_id]
             stream.put(message)
 
@@ -343,8 +349,8 @@ class Supervisor:
     def next_job_id(self) -> int:
         return next(self._job_ids)
 
-    def submit(self, handle: WorkerHandle, job: Job) -> JobStream:
-        """Send ``job`` to ``handle``'s worker; its events arrive on the returned stream."""
+    def submit(self, handle: WorkerHandle, job: Job | GetLatents) -> JobStream:
+        """Send ``job`` (or a :class:`GetLatents`) to ``handle``'s worker; its events arrive on the returned stream."""
         stream = JobStream(job)
         if handle.state != "ready" or handle.conn is None:
             stream.put(WorkerLost("the worker for this stream is not running"))

@@ -28,6 +28,11 @@ Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-time
   body (:func:`xtts_core.protocol.error_body`, §4.4), which the official SDK turns into an
   ``ApiError``.
 
+coqui's xtts-streaming-server API takes the same two paths: ``GET /studio_speakers``,
+``POST /clone_speaker``, ``/tts_stream`` and ``/tts`` are routed as speech (they hold a worker
+slot on the balancer; their bodies may be larger, see :data:`_BODY_LIMITS`), ``GET /languages``
+as a listing.
+
 Listings (``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``, ``/v2/voices``, the
 voice settings, ``/v1/user`` and ``/v1/user/subscription``) hold no slot: the first
 healthy balancer that answers serves them (503 ``no_balancer`` when none does). Voice management
@@ -64,6 +69,12 @@ logger = logging.getLogger(__name__)
 
 #: Largest speech request body relayed; texts are limited far below this by the balancers.
 MAX_BODY_BYTES: Final = 1024 * 1024
+#: Larger bodies for coqui's API: latents in JSON (about 0.7 MB a voice) and a clip to clone.
+_BODY_LIMITS: Final = {
+    "/tts_stream": 4 * 1024 * 1024,
+    "/tts": 4 * 1024 * 1024,
+    "/clone_speaker": 32 * 1024 * 1024,
+}
 #: The speech endpoints, after ``/v1/text-to-speech/{voice_id}``.
 _SPEECH_SUFFIXES: Final = ("", "/stream", "/with-timestamps", "/stream/with-timestamps")
 #: Answers that mean "busy, try elsewhere" (the HTTP form of close 1013).
@@ -167,16 +178,17 @@ async def _send(
 
 
 async def speech(request: Request) -> Response | _Relay:
-    """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]`` (module docstring)."""
+    """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]`` and coqui's speech
+    routes (module docstring)."""
     refusal = _refusal(request)
     if refusal is not None:
         return refusal
     chunks: list[bytes] = []
-    size = 0
+    size, limit = 0, _BODY_LIMITS.get(request.url.path, MAX_BODY_BYTES)
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return _error(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
+        if size > limit:
+            return _error(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {limit} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
     state = _state(request)
@@ -353,5 +365,10 @@ def http_routes() -> list[Route]:
         ("/v1/voices/add", voice_management, ["POST"]),
         ("/v1/voices/{voice_id}", listing, ["GET"]),
         ("/v1/voices/{voice_id}", voice_management, ["DELETE"]),
+        ("/studio_speakers", speech, ["GET"]),
+        ("/clone_speaker", speech, ["POST"]),
+        ("/tts_stream", speech, ["POST"]),
+        ("/tts", speech, ["POST"]),
+        ("/languages", listing, ["GET"]),
     ]
     return [Route(path, handler, methods=methods) for path, handler, methods in handlers]

@@ -17,6 +17,9 @@ The contract, which is all a worker relies on:
 - A :class:`Synthesis` is iterated on its own thread and yields mono float32 arrays as the audio
   is made. :meth:`Synthesis.cancel` is called from another thread; afterwards iteration must end
   soon (returning or raising: the worker ignores whatever a cancelled synthesis still does).
+- :meth:`Backend.latents` (optional) gives a voice's conditioning, or that of a reference clip,
+  as :class:`~xtts_balancer.worker.ipc.Latents` of :attr:`Backend.latent_dims`; a backend that
+  has some also speaks a job that carries them (``Job.latents``) with exactly them.
 - :meth:`Backend.close` ends every running synthesis the same way; the process exits after it.
 - :meth:`Backend.realtime_load` (optional) says how many streams the backend can keep faster
   than real time, from its own measurements; the worker reports changes to the front process,
@@ -36,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from xtts_balancer.worker.ipc import Job, Load, WorkerConfig
+    from xtts_balancer.worker.ipc import Job, Latents, Load, WorkerConfig
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -95,6 +98,8 @@ class Backend(ABC):
     """Accepted language codes; empty = any."""
     name: ClassVar[str] = "backend"
     """Shown in the worker's log."""
+    latent_dims: tuple[int, int] | None = None
+    """(GPT width, speaker-embedding size) of its :meth:`latents`; ``None``: it has none."""
 
     @classmethod
     @abstractmethod
@@ -116,6 +121,15 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None:
         """End every running synthesis and free the device."""
+
+    def latents(self, voice_id: str, clip: bytes | None) -> Latents:
+        """The conditioning of ``voice_id``, or of the audio file ``clip`` when given.
+
+        Raises:
+            JobRejectedError: no such voice, a clip that is not audio, or a backend without
+                latents (this default).
+        """
+        raise JobRejectedError(f"the {self.name} backend has no speaker latents", "invalid_message")
 
     def realtime_load(self) -> Load | None:
         """The measured real-time capacity; None = not measured (the fixed slots apply)."""

@@ -81,6 +81,8 @@ class ToneBackend(Backend):
             self._voices.add(job.voice_id)
         if not job.text.strip():
             raise JobRejectedError("text is empty", "invalid_message")
+        if job.latents is not None:
+            raise JobRejectedError("the tone backend has no speaker latents", "invalid_message")
         seconds = self._options.ms_per_char / job.speed / 1000
         synthesis = _ToneSynthesis(
             job.text, round(SAMPLE_RATE * seconds), seconds * self._options.realtime_factor,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +41,7 @@ from xtts_balancer.backends.base import (
     added_clip,
     library_clips,
 )
-from xtts_balancer.worker.ipc import Job, Load, WorkerConfig
+from xtts_balancer.worker.ipc import Job, Latents, Load, WorkerConfig
 from xtts_core.chunking import StreamOptions
 from xtts_core.engine import XttsEngine
 from xtts_core.errors import JobCancelledError, ParameterError, XttsError
@@ -57,6 +58,7 @@ class XttsBackend(Backend):
     """XTTS-v2 (see the module docstring); ``model.backend: xtts``, the default."""
 
     name = "xtts"
+    latent_dims: tuple[int, int]
 
     def __init__(self, engine: XttsEngine, config: WorkerConfig) -> None:
         self._engine = engine
@@ -73,6 +75,7 @@ class XttsBackend(Backend):
         self._scheduler.start()
         self.sample_rate = engine.sample_rate
         self.languages = tuple(engine.languages)
+        self.latent_dims = (engine.config.gpt.width, engine.config.decoder.d_vector_dim)
 
     @classmethod
     def load(cls, config: WorkerConfig) -> Backend:
@@ -96,10 +99,15 @@ class XttsBackend(Backend):
 
     def submit(self, job: Job) -> Synthesis:
         params = SamplingParams(seed=job.seed, max_new_codes=job.max_new_codes)
-        try:
-            voice = self._library.get(job.voice_id)
-        except KeyError:
-            raise JobRejectedError(f"voice {job.voice_id!r} not found", "voice_not_found") from None
+        if job.latents is not None:
+            voice = self._voice_of(job.latents)
+        else:
+            try:
+                voice = self._library.get(job.voice_id)
+            except KeyError:
+                raise JobRejectedError(
+                    f"voice {job.voice_id!r} not found", "voice_not_found"
+                ) from None
         options = StreamOptions(job.first_chunk_codes, job.chunk_codes, denoise=job.denoise)
         try:
             speech = self._scheduler.submit(
@@ -110,6 +118,42 @@ class XttsBackend(Backend):
         except SchedulerFailedError as exc:
             raise BackendFailedError(str(exc)) from exc
         return _XttsSynthesis(speech)
+
+    def latents(self, voice_id: str, clip: bytes | None) -> Latents:
+        if clip is None:
+            try:
+                voice = self._library.get(voice_id)
+            except KeyError:
+                raise JobRejectedError(f"voice {voice_id!r} not found", "voice_not_found") from None
+        else:
+            with tempfile.NamedTemporaryFile(suffix=".audio") as file:  # the cloner reads paths
+                file.write(clip)
+                file.flush()
+                try:
+                    voice = self._engine.clone_voice([file.name], name="clip")
+                except XttsError as exc:  # not audio, too short, silent
+                    raise JobRejectedError(str(exc), "invalid_message") from None
+        latent = voice.gpt_cond_latent.detach().float().cpu().reshape(-1, self.latent_dims[0])
+        embedding = voice.speaker_embedding.detach().float().cpu().reshape(-1)
+        return Latents(
+            latent.numpy().astype("<f4").tobytes(), latent.shape[0],
+            embedding.numpy().astype("<f4").tobytes(),
+        )  # fmt: skip
+
+    def _voice_of(self, latents: Latents) -> Voice:
+        """The :class:`Voice` of latents a client sent (the front checked their shapes)."""
+        width, size = self.latent_dims
+        latent = np.frombuffer(latents.gpt_cond_latent, "<f4")
+        embedding = np.frombuffer(latents.speaker_embedding, "<f4")
+        if latent.size != latents.frames * width or embedding.size != size:
+            raise JobRejectedError(
+                f"latents must be {width} wide with a speaker embedding of {size}",
+                "invalid_message",
+            )
+        return Voice(
+            torch.from_numpy(latent.copy()).reshape(1, latents.frames, width),
+            torch.from_numpy(embedding.copy()).reshape(1, size, 1), name="latents",
+        )  # fmt: skip
 
     def close(self) -> None:
         self._scheduler.close()  # every unfinished job ends cancelled

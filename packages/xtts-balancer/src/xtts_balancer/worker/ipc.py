@@ -4,10 +4,11 @@ A pipe is an anonymous socket pair inherited by the child: nothing listens on a 
 stranger can reach a worker and there is no check-then-bind race.
 Every message is a small frozen dataclass; audio travels as float32 bytes at the model's rate.
 
-Front -> worker: :class:`Job`, :class:`Cancel`, :class:`Stop`, :class:`Ping` (answered with
-:class:`Pong`).
+Front -> worker: :class:`Job`, :class:`GetLatents`, :class:`Cancel`, :class:`Stop`,
+:class:`Ping` (answered with :class:`Pong`).
 Worker -> front: :class:`Ready` (or :class:`StartupFailed`), then per job any number of
-:class:`Chunk` and one :class:`JobDone` or :class:`JobFailed`; and, from a backend that measures
+:class:`Chunk` and one :class:`JobDone` or :class:`JobFailed`, per :class:`GetLatents` one
+:class:`LatentsFound` or :class:`JobFailed`; and, from a backend that measures
 its speed, a :class:`Load` whenever its real-time capacity changes.
 
 Torch-free, so the front process can import it without loading the model stack.
@@ -22,9 +23,12 @@ from pathlib import Path
 __all__ = [
     "Cancel",
     "Chunk",
+    "GetLatents",
     "Job",
     "JobDone",
     "JobFailed",
+    "Latents",
+    "LatentsFound",
     "Load",
     "Ping",
     "Pong",
@@ -67,8 +71,19 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class Latents:
+    """A voice as XTTS conditions on it, as little-endian float32 bytes: ``gpt_cond_latent`` is
+    ``frames`` rows of the GPT's width, ``speaker_embedding`` one vector for the vocoder."""
+
+    gpt_cond_latent: bytes
+    frames: int
+    speaker_embedding: bytes
+
+
+@dataclass(frozen=True)
 class Job:
-    """Speak ``text`` with ``voice_id``; audio comes back as :class:`Chunk` messages."""
+    """Speak ``text`` with ``voice_id`` (or with ``latents``, when given); audio comes back as
+    :class:`Chunk` messages."""
 
     job_id: int
     text: str
@@ -80,6 +95,26 @@ class Job:
     first_chunk_codes: int
     chunk_codes: int
     denoise: bool
+    latents: Latents | None = None
+
+
+@dataclass(frozen=True)
+class GetLatents:
+    """The :class:`Latents` of voice ``voice_id``, or of the reference audio ``clip`` (the bytes
+    of an audio file) when one is given; answered by :class:`LatentsFound` or
+    :class:`JobFailed`."""
+
+    job_id: int
+    voice_id: str
+    clip: bytes | None = None
+
+
+@dataclass(frozen=True)
+class LatentsFound:
+    """The answer to :class:`GetLatents` ``job_id``."""
+
+    job_id: int
+    latents: Latents
 
 
 @dataclass(frozen=True)
@@ -117,6 +152,8 @@ class Ready:
     languages: tuple[str, ...]
     sample_rate: int
     pid: int
+    latent_dims: tuple[int, int] | None = None
+    """(GPT width, speaker-embedding size) of the :class:`Latents` it takes; ``None``: none."""
 
 
 @dataclass(frozen=True)
@@ -161,5 +198,5 @@ class Load:
     step_s: float
 
 
-WorkerMessage = Ready | StartupFailed | Chunk | JobDone | JobFailed | Load | Pong
+WorkerMessage = Ready | StartupFailed | Chunk | JobDone | JobFailed | LatentsFound | Load | Pong
 """Anything a worker sends."""

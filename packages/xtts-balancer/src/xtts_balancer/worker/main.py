@@ -6,6 +6,8 @@ names (XTTS by default), runs ``warmup_text`` through it once with the default v
 messages: each is submitted to the backend at once (a bad voice, text or parameter fails there,
 as :class:`JobFailed`, before any work), and a reader thread per job forwards its chunks as
 :class:`Chunk` messages as soon as the backend makes them, then :class:`JobDone`. A
+:class:`GetLatents` is answered from a thread of its own (cloning a clip takes a while) with
+:class:`LatentsFound` or :class:`JobFailed`. A
 :class:`Cancel` stops the job and nothing more is sent for it; a :class:`Ping` is answered with a
 :class:`Pong` at once. A job's own failure is that job's :class:`JobFailed`; a
 :class:`~xtts_balancer.backends.base.BackendFailedError` (the backend can serve no more, e.g. a
@@ -41,9 +43,11 @@ from xtts_balancer.backends.base import (
 from xtts_balancer.worker.ipc import (
     Cancel,
     Chunk,
+    GetLatents,
     Job,
     JobDone,
     JobFailed,
+    LatentsFound,
     Load,
     Ping,
     Pong,
@@ -95,6 +99,8 @@ def run_worker(conn: Connection, config: WorkerConfig) -> None:
                 break
             if isinstance(message, Job):
                 runner.submit(message)
+            elif isinstance(message, GetLatents):
+                runner.find_latents(message)
             elif isinstance(message, Cancel):
                 runner.cancel(message.job_id)
             elif isinstance(message, Ping):
@@ -119,7 +125,9 @@ def _start(config: WorkerConfig, sender: _Sender) -> _JobRunner:
         "%s backend ready in %.1f s with %d voices", backend.name, time.perf_counter() - t0,
         len(voices),
     )  # fmt: skip
-    sender.send(Ready(voices, backend.languages, backend.sample_rate, os.getpid()))
+    sender.send(
+        Ready(voices, backend.languages, backend.sample_rate, os.getpid(), backend.latent_dims)
+    )
     runner.start_reporting()
     return runner
 
@@ -190,6 +198,26 @@ class _JobRunner:
             self._jobs[job.job_id] = synthesis
             self._readers[job.job_id] = reader
         reader.start()
+
+    def find_latents(self, request: GetLatents) -> None:
+        """Answer ``request`` from a thread of its own: :class:`LatentsFound` or
+        :class:`JobFailed`."""
+        threading.Thread(
+            target=self._find_latents, args=(request,), name=f"latents-{request.job_id}",
+            daemon=True,
+        ).start()  # fmt: skip
+
+    def _find_latents(self, request: GetLatents) -> None:
+        try:
+            latents = self._backend.latents(request.voice_id, request.clip)
+        except JobRejectedError as exc:
+            self._fail(request.job_id, exc.message, exc.error)
+            return
+        except Exception as exc:  # a bug: fail this request, keep the worker serving
+            logger.error("latents of request %d failed", request.job_id, exc_info=exc)
+            self._fail(request.job_id, f"latents failed: {type(exc).__name__}", "internal_error")
+            return
+        self._sender.send(LatentsFound(request.job_id, latents))
 
     def cancel(self, job_id: int) -> None:
         """Drop a job: the backend stops it soon; nothing more is sent for it."""
