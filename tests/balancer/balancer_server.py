@@ -258,3 +258,11 @@ def base_config(model_dir: Path, voices: Path, **sections: dict[str, Any]) -> di
     }
     config.update(sections)
     return config
+
+
+def coqui_config(model_dir: Path, voices: Path) -> dict[str, Any]:
+    """:func:`base_config` without API keys, as coqui's xtts-streaming-server runs (its clients
+    send none)."""
+    config = base_config(model_dir, voices, auth={"enabled": False})
+    config["limits"] = {"max_text_chars": 600}
+    return config

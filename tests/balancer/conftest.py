@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 import trustme
-from balancer_server import ADMIN_KEY, Server, base_config, start_server, write_model_files
+from balancer_server import (
+    ADMIN_KEY,
+    Server,
+    base_config,
+    coqui_config,
+    start_server,
+    write_model_files,
+)
 
 from xtts_balancer.settings import hash_api_key
 
@@ -62,10 +69,24 @@ def batched_server(
         srv.stop()
 
 
+@pytest.fixture(scope="session")
+def coqui_server(
+    model_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One worker and no API keys, as coqui's xtts-streaming-server runs (its clients send
+    none); for the coqui API tests."""
+    srv = start_server(tmp_path_factory.mktemp("coqui"), coqui_config(*model_files))
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    for name in ("server", "batched_server"):
+    for name in ("server", "batched_server", "coqui_server"):
         if report.failed and name in getattr(item, "fixturenames", ()):
             srv = item.funcargs.get(name)  # type: ignore[attr-defined]
             if isinstance(srv, Server):

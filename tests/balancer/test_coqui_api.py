@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +25,9 @@ TEXT = "Hello there. This is a test."
 LONG_TEXT = " ".join(f"Sentence number {n} is here." for n in range(12))
 
 
-def coqui_config(model_dir: Path, voices: Path, **sections: dict[str, Any]) -> dict[str, Any]:
-    """One worker and no API keys, as coqui's server runs (its clients send none)."""
-    config = base_config(model_dir, voices, auth={"enabled": False}, **sections)
-    config["limits"] = {"max_text_chars": 600}
-    return config
-
-
 @pytest.fixture(scope="module")
-def coqui(
-    model_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("coqui"), coqui_config(*model_files))
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+def coqui(coqui_server: Server) -> Server:
+    return coqui_server
 
 
 @pytest.fixture(scope="module")

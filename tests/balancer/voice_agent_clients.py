@@ -13,7 +13,13 @@ from types import SimpleNamespace
 import pytest
 from balancer_server import CLIP_VOICE
 
-__all__ = ["assert_livekit_speaks", "assert_pipecat_speaks", "livekit_modules", "pipecat_modules"]
+__all__ = [
+    "assert_livekit_speaks",
+    "assert_pipecat_speaks",
+    "assert_pipecat_xtts_speaks",
+    "livekit_modules",
+    "pipecat_modules",
+]
 
 #: Enough audio to be speech, not a click: 0.2 s of 16-bit PCM at 16 kHz.
 MIN_AUDIO_BYTES = 16000 * 2 * 0.2
@@ -23,6 +29,8 @@ def pipecat_modules() -> SimpleNamespace:
     """pipecat's TTS service, frames and test utilities, or a skip."""
     return SimpleNamespace(
         tts=pytest.importorskip("pipecat.services.elevenlabs.tts"),
+        xtts=pytest.importorskip("pipecat.services.xtts.tts"),
+        aiohttp=pytest.importorskip("aiohttp"),
         frames=pytest.importorskip("pipecat.frames.frames"),
         utils=pytest.importorskip("pipecat.tests.utils"),
     )
@@ -55,6 +63,35 @@ def assert_pipecat_speaks(pipecat: SimpleNamespace, url: str, key: str, text: st
     words = [f.text for f in down if isinstance(f, frames.TTSTextFrame)]
     assert " ".join(words).split() == text.split()
     assert any(isinstance(f, frames.TTSStoppedFrame) for f in down)
+
+
+def assert_pipecat_xtts_speaks(pipecat: SimpleNamespace, base_url: str, text: str) -> None:
+    """pipecat's ``XTTSService`` (coqui's xtts-streaming-server client) speaks ``text`` via
+    ``base_url``: it loads ``/studio_speakers`` at start and streams ``/tts_stream``, and gives
+    16 kHz mono audio, enough of it to be speech, with no error on the way."""
+    down, up = asyncio.run(_pipecat_xtts(pipecat, base_url, text))
+    frames = pipecat.frames
+    errors = [f.error for f in [*down, *up] if isinstance(f, frames.ErrorFrame)]
+    assert not errors
+    audio = [f for f in down if isinstance(f, frames.TTSAudioRawFrame)]
+    assert audio and all(f.sample_rate == 16000 and f.num_channels == 1 for f in audio)
+    assert sum(len(f.audio) for f in audio) > MIN_AUDIO_BYTES
+    assert any(isinstance(f, frames.TTSStoppedFrame) for f in down)
+
+
+async def _pipecat_xtts(
+    pipecat: SimpleNamespace, base_url: str, text: str
+) -> tuple[list[object], list[object]]:
+    xtts, frames, utils = pipecat.xtts, pipecat.frames, pipecat.utils
+    async with pipecat.aiohttp.ClientSession() as session:
+        with pytest.deprecated_call():  # pipecat 1.7 deprecated XTTSService (still shipped)
+            service = xtts.XTTSService(
+                base_url=base_url, aiohttp_session=session, sample_rate=16000,
+                settings=xtts.XTTSService.Settings(voice=CLIP_VOICE),
+            )  # fmt: skip
+        return await utils.run_test(
+            service, frames_to_send=[frames.TTSSpeakFrame(text), utils.SleepFrame(sleep=3.0)]
+        )
 
 
 def assert_livekit_speaks(livekit: SimpleNamespace, base_url: str, key: str, text: str) -> None:
