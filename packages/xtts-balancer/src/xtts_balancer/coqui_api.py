@@ -97,13 +97,14 @@ def _latent_dims(session: SpeechSession) -> tuple[int, int]:
 
 
 async def studio_speakers(request: Request) -> Response:
-    """``GET /studio_speakers``: every voice (``default`` is an alias, not listed)."""
+    """``GET /studio_speakers``: every voice, ``default`` (the default voice's alias) too, so a
+    client configured with ``default`` works on any server."""
     session = admitted_session(request, "-", KIND)
     speakers = {}
     with closed_on_refusal(session):
         await session.acquire_slot()
         _latent_dims(session)
-        for voice_id in sorted(session.state.supervisor.voices - {DEFAULT_VOICE_ID}):
+        for voice_id in sorted(session.state.supervisor.voices):
             try:
                 speakers[voice_id] = speaker_of(await session.latents(voice_id))
             except SessionError as exc:  # deleted meanwhile
