@@ -137,9 +137,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/tts_stream", tts_stream,
              "coqui: speak with these latents, 24 kHz 16-bit PCM streamed as it is made.",
              CoquiStreamRequest, media=["audio/wav", "audio/pcm"],
-             errors=(401, 413, 422, 429, 501)),
+             errors=(400, 401, 413, 422, 429, 501)),
     Endpoint("POST", "/tts", tts, "coqui: speak with these latents, a base64 WAV.",
-             CoquiSpeechRequest, response=CoquiWav, errors=(401, 413, 422, 429, 501)),
+             CoquiSpeechRequest, response=CoquiWav, errors=(400, 401, 413, 422, 429, 501)),
     Endpoint("GET", "/languages", languages, "coqui: the language codes spoken.",
              response=CoquiLanguages),
 )  # fmt: skip

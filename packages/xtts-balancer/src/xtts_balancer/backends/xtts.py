@@ -132,7 +132,8 @@ class XttsBackend(Backend):
                 try:
                     voice = self._engine.clone_voice([file.name], name="clip")
                 except XttsError as exc:  # not audio, too short, silent
-                    raise JobRejectedError(str(exc), "invalid_message") from None
+                    message = str(exc).replace(file.name, "the clip")
+                    raise JobRejectedError(message, "invalid_message") from None
         latent = voice.gpt_cond_latent.detach().float().cpu().reshape(-1, self.latent_dims[0])
         embedding = voice.speaker_embedding.detach().float().cpu().reshape(-1)
         return Latents(
