@@ -41,6 +41,13 @@ def post(server: Server, path: str, body: dict[str, Any], **kwargs: Any) -> http
     return httpx.post(f"{server.http_url}{path}", json=body, timeout=60, **kwargs)
 
 
+def errors(server: Server, code: str) -> float:
+    """``xtts_errors_total`` for ``code``."""
+    prefix = f'xtts_errors_total{{error="{code}"}} '
+    lines = [x for x in server.get("/metrics").text.splitlines() if x.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
 def request(speaker: dict[str, Any], text: str = TEXT, **fields: Any) -> dict[str, Any]:
     return {"text": text, "language": "en", **speaker, **fields}
 
@@ -86,10 +93,14 @@ def test_clone_speaker_gives_the_latents_of_its_clip(
 def test_clone_speaker_refuses_what_is_not_a_clip(
     coqui: Server, files: dict[str, Any], status: int, field: str | None
 ) -> None:
+    refused = errors(coqui, "invalid_message")
     reply = httpx.post(f"{coqui.http_url}/clone_speaker", files=files, timeout=60)
     assert reply.status_code == status, reply.text
     if field is not None:
         assert reply.json()["detail"][0]["loc"] == ["body", field]
+    else:  # the worker refused it: a session failure, counted
+        assert "/tmp" not in reply.json()["detail"]["message"]
+        assert errors(coqui, "invalid_message") == refused + 1
 
 
 def test_tts_stream_speaks_with_exactly_the_latents_sent(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import struct
 from collections.abc import AsyncIterator
 from typing import TypeVar
@@ -63,8 +62,6 @@ from xtts_core.protocol import DEFAULT_CHUNK_LENGTH_SCHEDULE, ErrorCode, OutputF
 from xtts_core.text.limits import base_language
 
 __all__ = ["clone_speaker", "languages", "studio_speakers", "tts", "tts_stream"]
-
-logger = logging.getLogger(__name__)
 
 #: The dialect's name in the logs.
 KIND = "coqui"
@@ -183,7 +180,7 @@ async def _pcm(speech: Speech, header: bool) -> AsyncIterator[bytes]:
             if piece.audio:
                 yield piece.audio
     except SessionError as exc:  # headers are out: abort the transfer so the client notices
-        logger.warning("%s: tts_stream failed: %s (%s)", speech.session.tag, exc.message, exc.error)
+        speech.session.record_failure(exc)
         raise
 
 

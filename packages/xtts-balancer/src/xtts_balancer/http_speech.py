@@ -74,11 +74,12 @@ def admitted_session(request: Request, voice_id: str, kind: str) -> SpeechSessio
 
 @contextlib.contextmanager
 def closed_on_refusal(session: SpeechSession) -> Iterator[None]:
-    """Close ``session`` if the body raises; a :class:`SessionError` becomes its
-    :class:`ApiError`."""
+    """Close ``session`` if the body raises; a :class:`SessionError` is recorded (error
+    metrics, a log line with the session's tag) and becomes its :class:`ApiError`."""
     try:
         yield
     except SessionError as exc:
+        session.record_failure(exc)
         session.close()
         raise ApiError.from_session(exc) from None
     except BaseException:
@@ -245,6 +246,7 @@ async def collect(request: Request, speech: Speech) -> list[SpeechPiece] | None:
             return None
         return collecting.result()
     except SessionError as exc:
+        speech.session.record_failure(exc)
         raise ApiError.from_session(exc) from None
     finally:
         client_gone.cancel()
