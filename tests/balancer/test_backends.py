@@ -206,12 +206,12 @@ def test_http_speech_counts_in_session_metrics(tone_server: Server) -> None:
     assert metric(tone_server, "xtts_sessions_active") == 0
 
 
-def test_coqui_routes_answer_501_on_a_backend_without_latents(tone_server: Server) -> None:
+def test_coqui_routes_answer_400_on_a_backend_without_latents(tone_server: Server) -> None:
     headers = {"xi-api-key": KEY}
     speakers = httpx.get(f"{tone_server.http_url}/studio_speakers", headers=headers, timeout=30)
     body = {"text": "Hi.", "language": "en", "speaker_embedding": [0], "gpt_cond_latent": [[0]]}
     speech = httpx.post(f"{tone_server.http_url}/tts_stream", json=body, headers=headers)
-    assert speakers.status_code == speech.status_code == 501
+    assert speakers.status_code == speech.status_code == 400
     assert "latents" in speech.json()["detail"]["message"]
     assert post(tone_server, "Hi.").status_code == 200  # the slots were given back
 

@@ -16,7 +16,7 @@ which travel with each job to the worker. ``/tts_stream`` streams raw 24 kHz 16-
 is made, after a WAV header of unknown length when ``add_wav_header`` is set (the default);
 ``stream_chunk_size`` is the codes per chunk after the first. Refusals come before the first
 byte, as 4xx with the error body of the other HTTP endpoints; a backend without latents (the tone
-test backend) answers 501.
+test backend) answers 400.
 """
 
 from __future__ import annotations
@@ -82,13 +82,13 @@ def stream_wav_header(sample_rate: int) -> bytes:
 
 
 def _latent_dims(session: SpeechSession) -> tuple[int, int]:
-    """The workers' latent sizes (a slot is held, so one is warm); 501 without latents."""
+    """The workers' latent sizes (a slot is held, so one is warm); 400 without latents."""
     dims = session.state.supervisor.latent_dims
     if dims is None:
         raise ApiError(
             ErrorCode.INVALID_REQUEST,
             "This server's backend (model.backend) has no speaker latents.",
-            status_code=501,
+            status_code=400,
         )
     return dims
 
