@@ -33,19 +33,15 @@ import asyncio
 import base64
 import contextlib
 import io
-import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import numpy as np
 import soundfile
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
 
-from xtts_balancer.alignment import SegmentAligner
-from xtts_balancer.encoders import content_type, make_encoder
+from xtts_balancer.encoders import content_type
 from xtts_balancer.errors import SessionError
 from xtts_balancer.http_common import ApiError, parse_model
 from xtts_balancer.http_models import (
@@ -55,17 +51,14 @@ from xtts_balancer.http_models import (
     SpeechRequest,
     StreamingQuery,
 )
+from xtts_balancer.http_speech import LeasedStream, Speech, SpeechPiece, open_session, read_json
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.segments import TextBuffer
-from xtts_balancer.sending import AudioOut
-from xtts_balancer.session import SpeechSession, shutting_down
-from xtts_balancer.state import balancer_state
+from xtts_balancer.session import SpeechSession
 from xtts_core.protocol import (
     DEFAULT_CHUNK_LENGTH_SCHEDULE,
-    Alignment,
     ErrorCode,
     OutputFormat,
-    request_api_key,
 )
 from xtts_core.text.limits import base_language
 
@@ -78,121 +71,20 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Largest JSON body accepted (text is limited separately by ``limits.max_text_chars``).
-MAX_BODY_BYTES = 1 << 20
 #: Status of a whole-file answer whose client left (nginx's "client closed request"; unread).
 CLIENT_CLOSED_REQUEST = 499
 
 
-@dataclass
-class _Piece:
-    audio: bytes
-    alignment: CharacterAlignment | None
-
-
-@dataclass(eq=False)
-class _Speech:
-    """One admitted request and its :class:`SpeechSession`, which holds the slot until
-    :meth:`release`; ended early by :meth:`end` or by the drain."""
-
-    session: SpeechSession
-    segments: list[str]
-    language: str
-    speed: float
-    seed: int | None
-    output_format: OutputFormat
-    _ended_by: SessionError | None = field(default=None, init=False)
-
-    def release(self) -> None:
-        self.session.close()
-
-    def end(self, reason: SessionError) -> None:
-        """Stop generating now: the running job is cancelled and :meth:`pieces` raises
-        ``reason``."""
-        self._ended_by = reason
-        if self.session.task is not None:
-            self.session.task.cancel()
-
-    def _reason(self) -> SessionError | None:
-        return self._ended_by or (shutting_down() if self.session.gone_away else None)
-
-    async def pieces(self) -> AsyncIterator[_Piece]:
-        """The audio in pieces as it is made (see :meth:`_pieces`).
-
-        Raises:
-            SessionError: a job failed, or the request was ended (:meth:`end`, the drain).
-        """
-        session = self.session
-        session.task = asyncio.current_task()
-        try:
-            if (reason := self._reason()) is not None:
-                raise reason
-            async with contextlib.aclosing(self._pieces()) as pieces:  # closed (job cancelled)
-                async for piece in pieces:  # at once when the consumer stops early
-                    yield piece
-        except asyncio.CancelledError:
-            reason = self._reason()
-            if reason is None:
-                raise
-            if session.task is not None:
-                session.task.uncancel()
-            raise reason from None
-        finally:
-            session.task = None
-
-    async def _pieces(self) -> AsyncGenerator[_Piece, None]:
-        """The audio in pieces as it is made, with alignment (see the module docstring)."""
-        session = self.session
-        state = session.state
-        assert state.supervisor.sample_rate is not None
-        encoder = make_encoder(self.output_format.audio_format, state.supervisor.sample_rate)
-        aligner = SegmentAligner(state.settings.stream.ms_per_char)
-        out = AudioOut(encoder, aligner, state.metrics.time_to_first_audio)
-        offset_ms = 0.0
-        for index, segment in enumerate(self.segments):
-            separator = " " if index < len(self.segments) - 1 else ""
-            spoken = session.speak(
-                segment, out, language=self.language, speed=self.speed, seed=self.seed,
-                separator=separator,
-            )  # fmt: skip
-            async for piece in spoken:
-                if (reason := self._reason()) is not None:  # a cancel is lost if a chunk came
-                    raise reason
-                yield _Piece(piece.audio, _seconds(piece.alignment, offset_ms))
-                offset_ms += piece.duration_ms
-        tail = out.finish()
-        if tail:
-            yield _Piece(tail, None)
-
-
-def _seconds(alignment: Alignment | None, offset_ms: float) -> CharacterAlignment | None:
-    """A websocket :class:`~xtts_core.protocol.Alignment` (ms, relative) in HTTP form."""
-    if alignment is None:
-        return None
-    starts = [(offset_ms + s) / 1000 for s in alignment.char_start_times_ms]
-    return CharacterAlignment(
-        characters=list(alignment.chars),
-        character_start_times_seconds=[round(s, 3) for s in starts],
-        character_end_times_seconds=[
-            round(s + d / 1000, 3) for s, d in zip(starts, alignment.char_durations_ms, strict=True)
-        ],
-    )
-
-
-async def _prepare(request: Request, *, streaming: bool) -> _Speech:
+async def _prepare(request: Request, *, streaming: bool) -> Speech:
     """Admit, validate and take a slot (every refusal happens here, before any audio)."""
-    session = SpeechSession(balancer_state(request), request.path_params["voice_id"], "http")
     try:
-        session.admit(
-            request.method, request.url.path, request.headers,
-            request_api_key(request.headers, request.query_params),
-        )  # fmt: skip
-        if session.needs_key:
-            session.authenticate(None)
-        session.open()
+        session = open_session(request, request.path_params["voice_id"], "http")
+    except SessionError as exc:
+        raise ApiError.from_session(exc) from None
+    try:
         query_model = StreamingQuery if streaming else FileQuery
         query = parse_model(query_model, dict(request.query_params), "query")
-        body = parse_model(SpeechRequest, await _read_json(request), "body")
+        body = parse_model(SpeechRequest, await read_json(request), "body")
         return await _admitted(session, query.output_format, body)
     except SessionError as exc:
         session.close()
@@ -204,7 +96,7 @@ async def _prepare(request: Request, *, streaming: bool) -> _Speech:
 
 async def _admitted(
     session: SpeechSession, output_format: OutputFormat, body: SpeechRequest
-) -> _Speech:
+) -> Speech:
     settings = session.settings
     note_model_id(body.model_id)
     limit = settings.limits.max_text_chars
@@ -216,9 +108,8 @@ async def _admitted(
     _check_voice(session, language)  # the first worker may have just become ready
     buffer = TextBuffer(language, DEFAULT_CHUNK_LENGTH_SCHEDULE)
     speed = body.voice_settings.speed if body.voice_settings is not None else 1.0
-    return _Speech(
-        session, buffer.add(body.text, flush=True), language, speed, body.seed, output_format
-    )
+    segments = buffer.add(body.text, flush=True)
+    return Speech(session, segments, language, speed, body.seed, output_format.audio_format)
 
 
 def _check_voice(session: SpeechSession, language: str) -> None:
@@ -235,44 +126,7 @@ def _check_voice(session: SpeechSession, language: str) -> None:
         raise
 
 
-async def _read_json(request: Request) -> object:
-    size = int(request.headers.get("content-length") or 0)
-    if size > MAX_BODY_BYTES:
-        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
-        raise ApiError.invalid(["body"], f"body is not valid JSON: {exc}") from None
-
-
-class _LeasedStream(StreamingResponse):
-    """A streaming response that runs ``release`` however it ends (even if never iterated)."""
-
-    def __init__(
-        self, content: AsyncIterator[bytes], media_type: str, release: Callable[[], None]
-    ) -> None:
-        super().__init__(content, media_type=media_type)
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()
-
-    async def stream_response(self, send: Send) -> None:
-        """Starlette's, except that a failed synthesis (already logged) ends the transfer
-        without its last chunk: the server then closes the connection and the client sees a
-        broken body, never a short one that looks complete, and no traceback is logged for an
-        expected failure."""
-        with contextlib.suppress(SessionError):
-            await super().stream_response(send)
-
-
-async def _collect(request: Request, speech: _Speech) -> list[_Piece] | None:
+async def _collect(request: Request, speech: Speech) -> list[SpeechPiece] | None:
     """Every piece of a whole-file request; ``None`` if the client left first, which cancels
     the running job at once (nobody reads a response until it is complete, so the request's
     ``http.disconnect`` is watched while the audio is made)."""
@@ -295,7 +149,7 @@ async def _collect(request: Request, speech: _Speech) -> list[_Piece] | None:
         speech.release()
 
 
-async def _all_pieces(speech: _Speech) -> list[_Piece]:
+async def _all_pieces(speech: Speech) -> list[SpeechPiece]:
     return [piece async for piece in speech.pieces()]
 
 
@@ -305,9 +159,9 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def _whole_file(speech: _Speech, pieces: list[_Piece]) -> bytes:
+def _whole_file(speech: Speech, pieces: list[SpeechPiece]) -> bytes:
     audio = b"".join(piece.audio for piece in pieces)
-    fmt = speech.output_format.audio_format
+    fmt = speech.audio_format
     if fmt.codec != "wav":
         return audio
     out = io.BytesIO()
@@ -317,7 +171,7 @@ def _whole_file(speech: _Speech, pieces: list[_Piece]) -> bytes:
     return out.getvalue()
 
 
-def _joined_alignment(pieces: list[_Piece]) -> CharacterAlignment | None:
+def _joined_alignment(pieces: list[SpeechPiece]) -> CharacterAlignment | None:
     alignments = [piece.alignment for piece in pieces if piece.alignment is not None]
     if not alignments:
         return None
@@ -336,7 +190,7 @@ async def speech(request: Request) -> Response:
     pieces = await _collect(request, prepared)
     if pieces is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    fmt = prepared.output_format.audio_format
+    fmt = prepared.audio_format
     return Response(_whole_file(prepared, pieces), media_type=content_type(fmt))
 
 
@@ -354,7 +208,7 @@ async def speech_with_timestamps(request: Request) -> Response:
     return JSONResponse(body.model_dump(mode="json"))
 
 
-async def _stream_bytes(prepared: _Speech, lines: bool) -> AsyncIterator[bytes]:
+async def _stream_bytes(prepared: Speech, lines: bool) -> AsyncIterator[bytes]:
     try:
         async for piece in prepared.pieces():
             if not lines:
@@ -376,13 +230,13 @@ async def _stream_bytes(prepared: _Speech, lines: bool) -> AsyncIterator[bytes]:
 async def speech_stream(request: Request) -> Response:
     """``POST /v1/text-to-speech/{voice_id}/stream``: audio as it is made."""
     prepared = await _prepare(request, streaming=True)
-    media_type = content_type(prepared.output_format.audio_format)
-    return _LeasedStream(_stream_bytes(prepared, lines=False), media_type, prepared.release)
+    media_type = content_type(prepared.audio_format)
+    return LeasedStream(_stream_bytes(prepared, lines=False), media_type, prepared.release)
 
 
 async def speech_stream_with_timestamps(request: Request) -> Response:
     """``POST /v1/text-to-speech/{voice_id}/stream/with-timestamps``: one JSON object per line."""
     prepared = await _prepare(request, streaming=True)
-    return _LeasedStream(
+    return LeasedStream(
         _stream_bytes(prepared, lines=True), "application/x-ndjson", prepared.release
     )

@@ -18,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 
 from xtts_balancer.backends import BUILTIN_BACKENDS, backend_class
 from xtts_balancer.cluster_settings import ClusterSection
+from xtts_balancer.openai_models import OpenAISection
 from xtts_core.cluster import ApiKeys, hash_api_key
 from xtts_core.logs import LogFormat
 from xtts_core.protocol import MAX_CONTEXTS_PER_SOCKET, OutputFormat
@@ -308,6 +309,7 @@ class BalancerSettings(ServiceSettings):
     admin: AdminSection = AdminSection()
     cluster: ClusterSection = ClusterSection()
     playground: PlaygroundSection = PlaygroundSection()
+    openai: OpenAISection = OpenAISection()
 
     @model_validator(mode="after")
     def _broker_mode(self) -> BalancerSettings:

@@ -42,6 +42,7 @@ from starlette.websockets import WebSocket
 from xtts_broker.__about__ import __version__
 from xtts_broker.http_proxy import http_routes
 from xtts_broker.metrics import BrokerMetrics
+from xtts_broker.openai_proxy import openai_routes
 from xtts_broker.playground import playground_routes
 from xtts_broker.proxy import StreamProxy
 from xtts_broker.registry import Health, Registry
@@ -266,6 +267,7 @@ def create_app(
         WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", stream_input),
         WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
         *http_routes(),
+        *openai_routes(),  # OpenAI's speech API, relayed the same way
         *playground_routes(),  # the balancers' browser page, relayed
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose)])

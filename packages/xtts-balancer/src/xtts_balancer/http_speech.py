@@ -1,0 +1,209 @@
+"""What the HTTP speech dialects share: one admitted request, its audio in pieces, its response.
+
+:mod:`xtts_balancer.http_tts` (ElevenLabs) and :mod:`xtts_balancer.openai_speech` (OpenAI) parse
+their own bodies and render their own errors; between them and the session layer
+(:class:`~xtts_balancer.session.SpeechSession`) sits this module:
+
+- :func:`open_session`: a request admitted (draining, ``limits.max_sessions``, the broker's
+  signature or the key) and registered as a session;
+- :func:`read_json`: the body, at most :data:`MAX_BODY_BYTES`;
+- :class:`Speech`: the admitted request holding its slot, its sentences spoken one job each into
+  one encoder, cancelled by the client leaving or the drain;
+- :class:`LeasedStream`: a streamed answer that gives everything back however it ends, and cuts
+  the transfer short when synthesis fails after the headers went out.
+
+The invariant a changer must keep: whoever makes a :class:`Speech` hands its
+:meth:`Speech.release` to the response (or calls it), so the slot is given back exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from xtts_balancer.alignment import SegmentAligner
+from xtts_balancer.encoders import make_encoder
+from xtts_balancer.errors import SessionError
+from xtts_balancer.http_common import ApiError
+from xtts_balancer.http_models import CharacterAlignment
+from xtts_balancer.sending import AudioOut
+from xtts_balancer.session import SpeechSession, shutting_down
+from xtts_balancer.state import balancer_state
+from xtts_core.protocol import Alignment, AudioFormat, ErrorCode, request_api_key
+
+__all__ = ["MAX_BODY_BYTES", "LeasedStream", "Speech", "SpeechPiece", "open_session", "read_json"]
+
+#: Largest JSON body accepted (text is limited separately by ``limits.max_text_chars``).
+MAX_BODY_BYTES = 1 << 20
+
+
+@dataclass
+class SpeechPiece:
+    """Encoded audio, the characters expected in it (seconds from the request's start) and its
+    nominal duration."""
+
+    audio: bytes
+    alignment: CharacterAlignment | None
+    duration_ms: float = 0.0
+
+
+def open_session(request: Request, voice_id: str, kind: str) -> SpeechSession:
+    """The request's session, admitted and registered (closed again if it is refused).
+
+    Raises:
+        SessionError: ``shutting_down``, ``server_busy``, ``invalid_api_key``,
+            ``too_many_sessions``.
+    """
+    session = SpeechSession(balancer_state(request), voice_id, kind)
+    try:
+        session.admit(
+            request.method, request.url.path, request.headers,
+            request_api_key(request.headers, request.query_params),
+        )  # fmt: skip
+        if session.needs_key:
+            session.authenticate(None)
+        session.open()
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+async def read_json(request: Request) -> object:
+    """The request's JSON body.
+
+    Raises:
+        ApiError: ``payload_too_large`` over :data:`MAX_BODY_BYTES`, ``invalid_request`` naming
+            ``body`` for what is not JSON.
+    """
+    size = int(request.headers.get("content-length") or 0)
+    if size > MAX_BODY_BYTES:
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
+        raise ApiError.invalid(["body"], f"body is not valid JSON: {exc}") from None
+
+
+@dataclass(eq=False)
+class Speech:
+    """One admitted request and its :class:`SpeechSession`, which holds the slot until
+    :meth:`release`; ended early by :meth:`end` or by the drain."""
+
+    session: SpeechSession
+    segments: list[str]
+    language: str
+    speed: float
+    seed: int | None
+    audio_format: AudioFormat
+    _ended_by: SessionError | None = field(default=None, init=False)
+
+    def release(self) -> None:
+        self.session.close()
+
+    def end(self, reason: SessionError) -> None:
+        """Stop generating now: the running job is cancelled and :meth:`pieces` raises
+        ``reason``."""
+        self._ended_by = reason
+        if self.session.task is not None:
+            self.session.task.cancel()
+
+    def _reason(self) -> SessionError | None:
+        return self._ended_by or (shutting_down() if self.session.gone_away else None)
+
+    async def pieces(self) -> AsyncIterator[SpeechPiece]:
+        """The audio in pieces as it is made (see :meth:`_pieces`).
+
+        Raises:
+            SessionError: a job failed, or the request was ended (:meth:`end`, the drain).
+        """
+        session = self.session
+        session.task = asyncio.current_task()
+        try:
+            if (reason := self._reason()) is not None:
+                raise reason
+            async with contextlib.aclosing(self._pieces()) as pieces:  # closed (job cancelled)
+                async for piece in pieces:  # at once when the consumer stops early
+                    yield piece
+        except asyncio.CancelledError:
+            reason = self._reason()
+            if reason is None:
+                raise
+            if session.task is not None:
+                session.task.uncancel()
+            raise reason from None
+        finally:
+            session.task = None
+
+    async def _pieces(self) -> AsyncGenerator[SpeechPiece, None]:
+        """The audio in pieces as it is made, with alignment in seconds from the start."""
+        session = self.session
+        state = session.state
+        assert state.supervisor.sample_rate is not None
+        encoder = make_encoder(self.audio_format, state.supervisor.sample_rate)
+        aligner = SegmentAligner(state.settings.stream.ms_per_char)
+        out = AudioOut(encoder, aligner, state.metrics.time_to_first_audio)
+        offset_ms = 0.0
+        for index, segment in enumerate(self.segments):
+            separator = " " if index < len(self.segments) - 1 else ""
+            spoken = session.speak(
+                segment, out, language=self.language, speed=self.speed, seed=self.seed,
+                separator=separator,
+            )  # fmt: skip
+            async for piece in spoken:
+                if (reason := self._reason()) is not None:  # a cancel is lost if a chunk came
+                    raise reason
+                alignment = _seconds(piece.alignment, offset_ms)
+                yield SpeechPiece(piece.audio, alignment, piece.duration_ms)
+                offset_ms += piece.duration_ms
+        tail = out.finish()
+        if tail:
+            yield SpeechPiece(tail, None, encoder.duration_ms(tail))
+
+
+def _seconds(alignment: Alignment | None, offset_ms: float) -> CharacterAlignment | None:
+    """A websocket :class:`~xtts_core.protocol.Alignment` (ms, relative) in HTTP form."""
+    if alignment is None:
+        return None
+    starts = [(offset_ms + s) / 1000 for s in alignment.char_start_times_ms]
+    return CharacterAlignment(
+        characters=list(alignment.chars),
+        character_start_times_seconds=[round(s, 3) for s in starts],
+        character_end_times_seconds=[
+            round(s + d / 1000, 3) for s, d in zip(starts, alignment.char_durations_ms, strict=True)
+        ],
+    )
+
+
+class LeasedStream(StreamingResponse):
+    """A streaming response that runs ``release`` however it ends (even if never iterated)."""
+
+    def __init__(
+        self, content: AsyncIterator[bytes], media_type: str, release: Callable[[], None]
+    ) -> None:
+        super().__init__(content, media_type=media_type)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+    async def stream_response(self, send: Send) -> None:
+        """Starlette's, except that a failed synthesis (already logged) ends the transfer
+        without its last chunk: the server then closes the connection and the client sees a
+        broken body, never a short one that looks complete, and no traceback is logged for an
+        expected failure."""
+        with contextlib.suppress(SessionError):
+            await super().stream_response(send)
