@@ -1,10 +1,10 @@
 """OpenAI's speech API (``POST /v1/audio/speech``) with the official ``openai`` SDK, unmodified
 but its ``base_url``, against a real balancer on the tone backend.
 
-The tone backend turns each character into ``MS_PER_CHAR`` of tone, "computed" at
-``realtime_factor`` (so a long input is still being made while the test reads its first bytes),
-which makes durations predictable without a checkpoint. Every ``response_format`` is decoded with
-PyAV (FFmpeg's decoders, not our encoders' view).
+The tone backend turns each character into ``MS_PER_CHAR`` of tone, "computed" in real time
+(so a long input is still being made while the test reads its first bytes), which makes
+durations predictable without a checkpoint. Every ``response_format`` is decoded with PyAV
+(``openai_audio.check_audio``).
 """
 
 from __future__ import annotations
@@ -13,30 +13,25 @@ import base64
 import io
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import openai
 import pytest
 import soundfile
-from balancer_server import CLIP_VOICE, KEY, Server, base_config, start_server
-from pyav_decode import decode
+from balancer_server import CLIP_VOICE, KEY, Server, start_server
+from openai_audio import (
+    CONTENT_TYPES,
+    FORMATS,
+    LONG_TEXT,
+    MS_PER_CHAR,
+    TEXT,
+    check_audio,
+    tone_config,
+    wait_until,
+)
 
-MS_PER_CHAR = 10
-TEXT = "Hello there. How are you today?"
-#: Spoken in about 6 s, made in real time: still being made when its first bytes arrive.
-LONG_TEXT = "Speak slowly now, please. " * 24
-FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
-#: Container PyAV reports and sample rate for each format.
-DECODED = {
-    "mp3": ("mp3", 24000), "opus": ("ogg", 48000), "aac": ("aac", 24000),
-    "flac": ("flac", 24000), "wav": ("wav", 24000),
-}  # fmt: skip
-#: What the encoder may add to the true duration (mp3 and aac pad to whole frames).
-SLACK_S = {"mp3": 0.12, "opus": 0.03, "aac": 0.15, "flac": 0.01, "wav": 0.01}
 UNMAPPED_VOICE = "missing-clip"
 
 
@@ -44,15 +39,7 @@ UNMAPPED_VOICE = "missing-clip"
 def tone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One tone worker with two slots, ``alloy`` mapped to the clip voice and ``nova`` to a voice
     the workers do not serve (so a test can see the map is used); real time for long inputs."""
-    voices = tmp_path_factory.mktemp("openai-voices")
-    soundfile.write(voices / f"{CLIP_VOICE}.wav", np.zeros(22050, np.float32), 22050)
-    config = base_config(Path(), voices)
-    config["model"] = {
-        "backend": "tone", "voices_dir": str(voices),
-        "backend_options": {"ms_per_char": MS_PER_CHAR, "realtime_factor": 1.0},
-    }  # fmt: skip
-    config["workers"]["slots_per_worker"] = 2
-    config["limits"]["max_text_chars"] = 2000
+    config = tone_config(tmp_path_factory.mktemp("openai-voices"))
     config["openai"] = {"voices": {"alloy": CLIP_VOICE, "nova": UNMAPPED_VOICE}}
     srv = start_server(tmp_path_factory.mktemp("openai"), config)
     try:
@@ -74,26 +61,6 @@ def sessions_active(server: Server) -> float:
     match = re.search(r"^xtts_sessions_active (\S+)$", server.get("/metrics").text, re.M)
     assert match is not None
     return float(match.group(1))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def check_audio(data: bytes, fmt: str, seconds: float) -> None:
-    """``data`` decodes as ``fmt`` at its rate, mono, ``seconds`` long (within the codec's
-    padding)."""
-    if fmt == "pcm":
-        assert len(data) % 2 == 0
-        assert abs(len(data) / 2 / 24000 - seconds) < 0.005
-        return
-    decoded = decode(data)
-    assert (decoded.container, decoded.sample_rate) == DECODED[fmt]
-    assert decoded.channels == 1
-    assert seconds - 0.005 <= decoded.seconds <= seconds + SLACK_S[fmt], decoded
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +96,7 @@ def test_streaming_response_joins_into_audio_that_decodes(
         model="gpt-4o-mini-tts", voice="echo", input=TEXT,
         response_format=fmt,  # type: ignore[arg-type]
     ) as response:  # fmt: skip
-        assert response.headers["content-type"].startswith(
-            {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac",
-             "wav": "audio/wav", "pcm": "audio/pcm"}[fmt]
-        )  # fmt: skip
+        assert response.headers["content-type"].startswith(CONTENT_TYPES[fmt])
         chunks = list(response.iter_bytes())
     check_audio(b"".join(chunks), fmt, text_seconds)
 
