@@ -5,7 +5,8 @@ their own bodies and render their own errors; between them and the session layer
 (:class:`~xtts_balancer.session.SpeechSession`) sits this module:
 
 - :func:`open_session`: a request admitted (draining, ``limits.max_sessions``, the broker's
-  signature or the key) and registered as a session;
+  signature or the key) and registered as a session; :func:`closed_on_failure` gives it all
+  back when what follows refuses the request;
 - :func:`read_json`: the body, at most :data:`MAX_BODY_BYTES`;
 - :class:`Speech`: the admitted request holding its slot, its sentences spoken one job each into
   one encoder, cancelled by the client leaving or the drain;
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -38,7 +39,15 @@ from xtts_balancer.session import SpeechSession, shutting_down
 from xtts_balancer.state import balancer_state
 from xtts_core.protocol import Alignment, AudioFormat, ErrorCode, request_api_key
 
-__all__ = ["MAX_BODY_BYTES", "LeasedStream", "Speech", "SpeechPiece", "open_session", "read_json"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "LeasedStream",
+    "Speech",
+    "SpeechPiece",
+    "closed_on_failure",
+    "open_session",
+    "read_json",
+]
 
 #: Largest JSON body accepted (text is limited separately by ``limits.max_text_chars``).
 MAX_BODY_BYTES = 1 << 20
@@ -62,7 +71,7 @@ def open_session(request: Request, voice_id: str, kind: str) -> SpeechSession:
             ``too_many_sessions``.
     """
     session = SpeechSession(balancer_state(request), voice_id, kind)
-    try:
+    with closed_on_failure(session):
         session.admit(
             request.method, request.url.path, request.headers,
             request_api_key(request.headers, request.query_params),
@@ -70,10 +79,17 @@ def open_session(request: Request, voice_id: str, kind: str) -> SpeechSession:
         if session.needs_key:
             session.authenticate(None)
         session.open()
+    return session
+
+
+@contextlib.contextmanager
+def closed_on_failure(session: SpeechSession) -> Iterator[None]:
+    """Close ``session`` (giving back all it took) if the body raises, and re-raise."""
+    try:
+        yield
     except BaseException:
         session.close()
         raise
-    return session
 
 
 async def read_json(request: Request) -> object:

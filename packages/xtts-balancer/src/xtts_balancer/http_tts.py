@@ -51,7 +51,14 @@ from xtts_balancer.http_models import (
     SpeechRequest,
     StreamingQuery,
 )
-from xtts_balancer.http_speech import LeasedStream, Speech, SpeechPiece, open_session, read_json
+from xtts_balancer.http_speech import (
+    LeasedStream,
+    Speech,
+    SpeechPiece,
+    closed_on_failure,
+    open_session,
+    read_json,
+)
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.session import SpeechSession
@@ -82,16 +89,13 @@ async def _prepare(request: Request, *, streaming: bool) -> Speech:
     except SessionError as exc:
         raise ApiError.from_session(exc) from None
     try:
-        query_model = StreamingQuery if streaming else FileQuery
-        query = parse_model(query_model, dict(request.query_params), "query")
-        body = parse_model(SpeechRequest, await read_json(request), "body")
-        return await _admitted(session, query.output_format, body)
+        with closed_on_failure(session):
+            query_model = StreamingQuery if streaming else FileQuery
+            query = parse_model(query_model, dict(request.query_params), "query")
+            body = parse_model(SpeechRequest, await read_json(request), "body")
+            return await _admitted(session, query.output_format, body)
     except SessionError as exc:
-        session.close()
         raise ApiError.from_session(exc) from None
-    except BaseException:
-        session.close()
-        raise
 
 
 async def _admitted(

@@ -37,7 +37,13 @@ from xtts_balancer.audio import streaming_wav_header
 from xtts_balancer.backends.base import DEFAULT_VOICE_ID
 from xtts_balancer.errors import SessionError
 from xtts_balancer.http_common import ApiError, check_caller
-from xtts_balancer.http_speech import LeasedStream, Speech, open_session, read_json
+from xtts_balancer.http_speech import (
+    LeasedStream,
+    Speech,
+    closed_on_failure,
+    open_session,
+    read_json,
+)
 from xtts_balancer.models_api import ELEVENLABS_MODEL_IDS, MODEL_ID, note_model_id
 from xtts_balancer.openai_models import (
     CONTENT_TYPES,
@@ -151,30 +157,30 @@ async def _prepare(request: Request) -> tuple[Speech, SpeechCreate]:
     except SessionError as exc:
         raise OpenAIApiError.from_session(exc) from None
     try:
-        body = _parse(await read_json(request))
-        note_model_id(body.model)
-        limit = session.settings.limits.max_text_chars
-        if len(body.input) > limit:
-            raise OpenAIApiError(
-                ErrorCode.TEXT_TOO_LONG, f"input is longer than {limit} characters", "input"
-            )
-        session.voice_id = _resolve_voice(request, body.voice)
-        language = base_language(session.settings.model.language)
-        _check_voice(session, language)
-        await session.acquire_slot()
-        _check_voice(session, language)  # the first worker may have just become ready
-        segments = TextBuffer(language, DEFAULT_CHUNK_LENGTH_SCHEDULE).add(body.input, flush=True)
-        fmt = RESPONSE_FORMATS[body.response_format]
-        return Speech(session, segments, language, body.speed, None, fmt), body
+        with closed_on_failure(session):
+            return await _admitted(request, session)
     except ApiError as exc:
-        session.close()
         raise OpenAIApiError.from_api(exc) from None
     except SessionError as exc:
-        session.close()
         raise OpenAIApiError.from_session(exc) from None
-    except BaseException:
-        session.close()
-        raise
+
+
+async def _admitted(request: Request, session: SpeechSession) -> tuple[Speech, SpeechCreate]:
+    body = _parse(await read_json(request))
+    note_model_id(body.model)
+    limit = session.settings.limits.max_text_chars
+    if len(body.input) > limit:
+        raise OpenAIApiError(
+            ErrorCode.TEXT_TOO_LONG, f"input is longer than {limit} characters", "input"
+        )
+    session.voice_id = _resolve_voice(request, body.voice)
+    language = base_language(session.settings.model.language)
+    _check_voice(session, language)
+    await session.acquire_slot()
+    _check_voice(session, language)  # the first worker may have just become ready
+    segments = TextBuffer(language, DEFAULT_CHUNK_LENGTH_SCHEDULE).add(body.input, flush=True)
+    fmt = RESPONSE_FORMATS[body.response_format]
+    return Speech(session, segments, language, body.speed, None, fmt), body
 
 
 async def _audio(speech: Speech) -> AsyncIterator[tuple[bytes, float]]:
