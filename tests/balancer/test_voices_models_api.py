@@ -260,7 +260,7 @@ def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server
         "/v1/text-to-speech/{voice_id}/stream/with-timestamps", "/v1/voices",
         "/v1/voices/{voice_id}", "/v1/voices/add", "/v1/models", "/v2/voices",
         "/v1/voices/settings/default", "/v1/voices/{voice_id}/settings", "/v1/user",
-        "/v1/user/subscription",
+        "/v1/user/subscription", "/v1/audio/speech", "/v1/audio/models",
     }  # fmt: skip
     assert set(document["paths"]["/v1/voices/{voice_id}"]) == {"get", "delete"}
     schemas = document["components"]["schemas"]
@@ -273,6 +273,12 @@ def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server
     assert {p["name"] for p in speak_op["parameters"]} >= {
         "voice_id", "output_format", "optimize_streaming_latency",
     }  # fmt: skip
+    openai_op = document["paths"]["/v1/audio/speech"]["post"]
+    assert set(schemas["SpeechCreate"]["required"]) == {"model", "input", "voice"}
+    assert openai_op["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/OpenAIErrorResponse"
+    }
+    assert "text/event-stream" in openai_op["responses"]["200"]["content"]
     search_op = document["paths"]["/v2/voices"]["get"]
     assert {p["name"] for p in search_op["parameters"]} == {
         "search", "page_size", "next_page_token",
