@@ -118,6 +118,18 @@ def test_first_bytes_arrive_while_the_audio_is_still_being_made(
     wait_until(lambda: sessions_active(tone_server) == 0)
 
 
+def test_a_client_leaving_a_stream_gives_its_slot_back_before_the_audio_is_made(
+    client: openai.OpenAI, tone_server: Server
+) -> None:
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=LONG_TEXT, response_format="mp3"
+    ) as response:
+        next(chunk for chunk in response.iter_bytes() if chunk)
+        response.close()
+    # LONG_TEXT takes about 6 s to make; the job is cancelled when the client goes.
+    wait_until(lambda: sessions_active(tone_server) == 0, timeout=3.0)
+
+
 def test_sse_sends_audio_deltas_then_done_with_usage(
     client: openai.OpenAI, text_seconds: float
 ) -> None:
