@@ -17,6 +17,7 @@ from xtts_core.protocol import AudioFormat
 from xtts_core.settings import SettingsSection
 
 __all__ = [
+    "CONTENT_TYPES",
     "OPENAI_VOICES",
     "RESPONSE_FORMATS",
     "OpenAIModel",

@@ -111,7 +111,7 @@ def _parse(data: object) -> SpeechCreate:
         return SpeechCreate.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
+        param = str(first["loc"][0]) if first["loc"] else None  # the body's field at fault
         message = str(first["msg"]).removeprefix("Value error, ")
         raise OpenAIApiError(
             ErrorCode.INVALID_REQUEST, f"{param}: {message}" if param else message, param
@@ -160,9 +160,13 @@ async def _prepare(request: Request) -> tuple[Speech, SpeechCreate]:
         with closed_on_failure(session):
             return await _admitted(request, session)
     except ApiError as exc:
-        raise OpenAIApiError.from_api(exc) from None
+        refusal = OpenAIApiError.from_api(exc)
     except SessionError as exc:
-        raise OpenAIApiError.from_session(exc) from None
+        refusal = OpenAIApiError.from_session(exc)
+    except OpenAIApiError as exc:
+        refusal = exc
+    logger.info("%s: refused: %s (%s)", session.tag, refusal.message, refusal.error)
+    raise refusal
 
 
 async def _admitted(request: Request, session: SpeechSession) -> tuple[Speech, SpeechCreate]:
@@ -220,7 +224,6 @@ async def audio_speech(request: Request) -> Response:
     try:
         speech, body = await _prepare(request)
     except OpenAIApiError as exc:
-        logger.info("openai speech refused: %s (%s)", exc.message, exc.error)
         return exc.response()
     if body.stream_format == "sse":
         return LeasedStream(_events(speech, body), "text/event-stream", speech.release)

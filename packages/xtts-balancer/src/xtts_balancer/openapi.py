@@ -33,7 +33,7 @@ from xtts_balancer.http_tts import (
     speech_with_timestamps,
 )
 from xtts_balancer.models_api import ModelResponse, list_models
-from xtts_balancer.openai_models import OpenAIModelList, SpeechCreate
+from xtts_balancer.openai_models import CONTENT_TYPES, OpenAIModelList, SpeechCreate
 from xtts_balancer.openai_speech import audio_models, audio_speech
 from xtts_balancer.voice_search_api import (
     VoiceSearchQuery,
@@ -61,6 +61,7 @@ from xtts_core.protocol import (
 __all__ = ["ENDPOINTS", "Endpoint", "api_routes", "openapi_document", "openapi_json"]
 
 _AUDIO = ["audio/mpeg", "audio/ogg", "audio/pcm", "audio/basic", "audio/x-alaw-basic", "audio/wav"]
+_OPENAI_MEDIA = [*CONTENT_TYPES.values(), "text/event-stream"]
 _VOICE_ID = {"name": "voice_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -122,8 +123,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              response=ModelResponse, array=True),
     Endpoint("POST", "/v1/audio/speech", audio_speech,
              "OpenAI's speech API: audio streamed as it is made (or server-sent events).",
-             SpeechCreate, media=[*_AUDIO[:3], "audio/aac", "audio/flac", "audio/wav",
-                                  "text/event-stream"],
+             SpeechCreate, media=_OPENAI_MEDIA,
              errors=(400, 401, 413, 429, 503), error_body=OpenAIErrorResponse),
     Endpoint("GET", "/v1/audio/models", audio_models,
              "The model this server runs, in OpenAI's list shape.", response=OpenAIModelList,
