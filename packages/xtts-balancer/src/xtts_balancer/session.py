@@ -1,6 +1,6 @@
 """One speech session, whichever dialect it came in by: the layer under every speech endpoint.
 
-A dialect (stream-input, multi-stream-input, HTTP speech) parses its own messages and renders its
+A dialect (stream-input, multi-stream-input, HTTP speech, OpenAI speech) parses its own messages and renders its
 own replies; everything between is here, written once:
 
 - **admission** (:meth:`SpeechSession.admit`): refused while draining and over
@@ -87,7 +87,8 @@ class SpeechSession:
         self.settings = state.settings
         self.voice_id = voice_id
         self.kind = kind
-        """The dialect, for the logs: ``stream-input``, ``multi-stream-input``, ``http``."""
+        """The dialect, for the logs: ``stream-input``, ``multi-stream-input``, ``http``,
+        ``openai``."""
         self.session_id = ""
         """The broker's session id (broker mode), shown on every log line."""
         self.task: asyncio.Task[object] | None = None
