@@ -194,9 +194,11 @@ async def _prepare(request: Request, *, streaming: bool) -> _Speech:
         query = parse_model(query_model, dict(request.query_params), "query")
         body = parse_model(SpeechRequest, await _read_json(request), "body")
         return await _admitted(session, query.output_format, body)
-    except SessionError as exc:
+    except (SessionError, ApiError) as exc:
+        error = ApiError.from_session(exc) if isinstance(exc, SessionError) else exc
+        session.record.answered(error.status_code, error.error)
         session.close()
-        raise ApiError.from_session(exc) from None
+        raise error from None
     except BaseException:
         session.close()
         raise
@@ -206,6 +208,7 @@ async def _admitted(
     session: SpeechSession, output_format: OutputFormat, body: SpeechRequest
 ) -> _Speech:
     settings = session.settings
+    session.record.output_format = output_format.value
     note_model_id(body.model_id)
     limit = settings.limits.max_text_chars
     if len(body.text) > limit:
@@ -283,12 +286,15 @@ async def _collect(request: Request, speech: _Speech) -> list[_Piece] | None:
         if not collecting.done():
             logger.info("%s: the client left; generation cancelled", speech.session.tag)
             speech.end(SessionError("The client left.", ErrorCode.CLIENT_LEFT))
+            speech.session.record.answered(CLIENT_CLOSED_REQUEST, ErrorCode.CLIENT_LEFT.value)
             with contextlib.suppress(asyncio.CancelledError, SessionError):
                 await collecting
             return None
         return collecting.result()
     except SessionError as exc:
-        raise ApiError.from_session(exc) from None
+        error = ApiError.from_session(exc)
+        speech.session.record.answered(error.status_code, error.error)
+        raise error from None
     finally:
         client_gone.cancel()
         collecting.cancel()
@@ -370,6 +376,7 @@ async def _stream_bytes(prepared: _Speech, lines: bool) -> AsyncIterator[bytes]:
         logger.warning(
             "%s: speech stream failed: %s (%s)", prepared.session.tag, exc.message, exc.error
         )
+        prepared.session.record.answered(200, exc.error)
         raise
 
 

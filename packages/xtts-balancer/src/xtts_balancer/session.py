@@ -15,7 +15,9 @@ own replies; everything between is here, written once:
 - **one segment spoken** (:meth:`~SpeechSession.speak`): the job on the leased worker, its audio
   as :class:`~xtts_balancer.sending.Piece` s with alignment, its metrics and generation-log line;
 - **the end** (:meth:`~SpeechSession.record_failure`): error metrics and one log line carrying
-  the session id.
+  the session id; and, at :meth:`~SpeechSession.close`, the session's one summary line
+  (:mod:`xtts_balancer.session_log`). A dialect tells the session's :attr:`~SpeechSession.record`
+  what only it knows: the output format, and how it answered (close code or HTTP status).
 
 The invariant a changer must keep: :meth:`~SpeechSession.close` gives back everything the session
 took (slot, the key's session count, registration), whatever ended it, and may run twice.
@@ -26,19 +28,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 
 import numpy as np
 
-from xtts_balancer.broker import verify_stream
+from xtts_balancer.broker import balancer_id, verify_stream
 from xtts_balancer.errors import SessionError
 from xtts_balancer.jobs import acquire_slot, admit_key, job_events, new_job, record_segment
 from xtts_balancer.pool import Lease
 from xtts_balancer.sending import AudioOut, Piece
+from xtts_balancer.session_log import SessionRecord
 from xtts_balancer.state import BalancerState
 from xtts_balancer.worker.ipc import Chunk
-from xtts_core.cluster import OriginError, verify_request
+from xtts_core.cluster import OriginError, api_key_id, verify_request
 from xtts_core.protocol import CloseCode, ErrorCode
 
 __all__ = ["SpeechSession", "shutting_down", "verify_origin"]
@@ -88,8 +92,10 @@ class SpeechSession:
         self.voice_id = voice_id
         self.kind = kind
         """The dialect, for the logs: ``stream-input``, ``multi-stream-input``, ``http``."""
-        self.session_id = ""
-        """The broker's session id (broker mode), shown on every log line."""
+        self.session_id = secrets.token_hex(8)
+        """The session's id on every log line: the broker's in broker mode, else a fresh one."""
+        self.record = SessionRecord()
+        """What the session did, written as one line when it closes."""
         self.task: asyncio.Task[object] | None = None
         """The task serving the session, cancelled by :meth:`going_away`."""
         self.gone_away = False
@@ -101,7 +107,7 @@ class SpeechSession:
     @property
     def tag(self) -> str:
         """``session=<id> voice=<voice>``: the prefix of every log line about this session."""
-        return f"session={self.session_id or '-'} {self.kind} voice={self.voice_id!r}"
+        return f"session={self.session_id} {self.kind} voice={self.voice_id!r}"
 
     # --- admission -------------------------------------------------------------------------------
 
@@ -124,7 +130,8 @@ class SpeechSession:
                 ErrorCode.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER,
             )  # fmt: skip
         if state.broker is not None:
-            self.session_id = verify_origin(state, method, path, headers)
+            self.session_id = verify_origin(state, method, path, headers) or self.session_id
+            self.record.key_id = api_key_id(key) if key else None  # checked by the broker
         elif key is not None:
             self.authenticate(key)
 
@@ -136,6 +143,7 @@ class SpeechSession:
     def authenticate(self, key: str | None) -> None:
         """Admit ``key``: its identity, counted against the key's session limit until close."""
         self.identity = admit_key(self.state, key)
+        self.record.key_id = self.identity
 
     def count_text(self, text: str) -> None:
         """Count ``text`` against ``limits.max_text_chars`` (all the session's text together).
@@ -144,6 +152,8 @@ class SpeechSession:
             SessionError: ``text_too_long``.
         """
         self._text_chars += len(text)
+        if text.strip():
+            self.record.text_arrived()
         limit = self.settings.limits.max_text_chars
         if self._text_chars > limit:
             raise SessionError(
@@ -181,7 +191,8 @@ class SpeechSession:
         self.state.metrics.sessions_total.inc()
 
     def close(self) -> None:
-        """Give back the slot, the key's session count and the registration (idempotent)."""
+        """Give back the slot, the key's session count and the registration, and write the
+        session's summary line (idempotent)."""
         self.release_slot()
         if self.identity is not None:
             self.state.key_sessions[self.identity] -= 1
@@ -190,6 +201,10 @@ class SpeechSession:
             self._open = False
             self.state.sessions.discard(self)
             self.state.metrics.sessions_active.dec()
+        self.record.write({
+            "session_id": self.session_id, "dialect": self.kind, "voice": self.voice_id,
+            "balancer_id": balancer_id(self.settings),
+        })  # fmt: skip
 
     def going_away(self) -> None:
         """The shutdown grace period is over: end the session now."""
@@ -246,14 +261,19 @@ class SpeechSession:
         )  # fmt: skip
         started = time.monotonic()
         out.start(text + separator, speed)
+        record = self.record
+        record.spoken(len(text))
         async with contextlib.aclosing(job_events(self.state, self._lease, job)) as events:
             async for event in events:
                 if isinstance(event, Chunk):
                     for piece in out.push(np.frombuffer(event.samples, np.float32)):
+                        record.audio(piece.duration_ms)
                         yield piece
                     continue
                 for piece in out.end():
+                    record.audio(piece.duration_ms)
                     yield piece
+                record.segment_done(event.seconds, out.audio_ms)
                 record_segment(
                     self.state, event, started=started, first_audio_s=out.first_audio_s,
                     audio_ms=out.audio_ms,
@@ -262,6 +282,8 @@ class SpeechSession:
     # --- the end -----------------------------------------------------------------------------------
 
     def record_failure(self, exc: SessionError) -> None:
-        """Count ``exc`` in the error metrics and log it with the session's tag."""
+        """Count ``exc`` in the error metrics and log it with the session's tag (the last one
+        recorded is the summary line's ``error``)."""
+        self.record.error = exc.error
         self.state.metrics.errors.labels(exc.error).inc()
         logger.info("%s: %s (%s)", self.tag, exc.message, exc.error)

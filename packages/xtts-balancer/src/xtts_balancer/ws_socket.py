@@ -115,6 +115,8 @@ class SocketLink:
             await self._stop_generator()
             if failure is not None:
                 await self.fail(failure)
+            if session.record.close_code is None:
+                session.record.close_code = 1006  # neither side sent a close frame
             session.close()
             if self._closed and not client_gone:
                 await self._drain_until_client_closes()
@@ -135,6 +137,7 @@ class SocketLink:
         if self._closed:
             return
         self._closed = True
+        self.session.record.close_code = int(code)
         with contextlib.suppress(Exception):
             await self.ws.close(code, reason)
 
@@ -142,7 +145,8 @@ class SocketLink:
         """Send one JSON text frame; a client that left is :class:`ClientGoneError`."""
         try:
             await self.ws.send_text(text)
-        except WebSocketDisconnect:
+        except WebSocketDisconnect as exc:
+            self.session.record.close_code = exc.code
             raise ClientGoneError from None
 
     async def _drain_until_client_closes(self) -> None:
@@ -171,6 +175,7 @@ class SocketLink:
             raise SessionError.from_protocol(exc) from None
         assert isinstance(query, BalancerQuery)
         note_model_id(query.model_id)
+        self.session.record.output_format = params["output_format"]
         self.query = query
         self.timeout_s = float(query.inactivity_timeout)
         self.chunk_codes = query.stream_chunk_size or self.settings.stream.chunk_codes
@@ -250,6 +255,7 @@ class SocketLink:
     def frame_text(self, message: MutableMapping[str, Any]) -> str:
         """A received frame's text; refuses binary and over-long frames (§1.3)."""
         if message["type"] == "websocket.disconnect":
+            self.session.record.close_code = int(message.get("code") or 1005)  # 1005: none given
             raise ClientGoneError
         text = message.get("text")
         if text is None:
