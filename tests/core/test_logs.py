@@ -75,3 +75,24 @@ def test_json_lines_keep_a_missing_field_as_null() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "done", None, None)
     record.error = None
     assert json.loads(logs.JsonLinesFormatter().format(record))["error"] is None
+
+
+def test_the_shipped_dict_config_keeps_the_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging.config
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "logging.json"
+    logging.config.dictConfig(json.loads(shipped.read_text()))
+    logging.getLogger("xtts_broker.session").info("session finished", extra={"session_id": "ab"})
+    assert capsys.readouterr().err.endswith(
+        " xtts_broker.session: session finished session_id=ab\n"
+    )
+
+
+def test_httpx_request_lines_only_at_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure_logging(logging.INFO, "text")
+    logging.getLogger("httpx").info("HTTP Request: POST /broker/heartbeat")
+    assert capsys.readouterr().err == ""
+    logs.configure_logging(logging.DEBUG, "text")
+    logging.getLogger("httpx").info("HTTP Request: POST /broker/heartbeat")
+    assert "HTTP Request" in capsys.readouterr().err

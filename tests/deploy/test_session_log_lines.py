@@ -167,6 +167,7 @@ def test_one_line_per_session_at_broker_and_balancer(tmp_path: Path, log_format:
     key_id = api_key_id(CLIENT_KEY)
     for log in (balancer.log, broker_log):
         assert CLIENT_KEY not in log.read_text(), log.name
+        assert "HTTP Request:" not in log.read_text(), log.name  # httpx's heartbeat lines
 
     for routed in at_broker:
         served = by_id[routed["session_id"]]

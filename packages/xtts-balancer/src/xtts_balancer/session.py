@@ -92,8 +92,9 @@ class SpeechSession:
         self.voice_id = voice_id
         self.kind = kind
         """The dialect, for the logs: ``stream-input``, ``multi-stream-input``, ``http``."""
-        self.session_id = secrets.token_hex(8)
-        """The session's id on every log line: the broker's in broker mode, else a fresh one."""
+        self.session_id = ""
+        """The session's id on every log line: the broker's in broker mode, else one made when
+        the session opens (or closes, never opened)."""
         self.record = SessionRecord()
         """What the session did, written as one line when it closes."""
         self.task: asyncio.Task[object] | None = None
@@ -107,7 +108,7 @@ class SpeechSession:
     @property
     def tag(self) -> str:
         """``session=<id> voice=<voice>``: the prefix of every log line about this session."""
-        return f"session={self.session_id} {self.kind} voice={self.voice_id!r}"
+        return f"session={self.session_id or '-'} {self.kind} voice={self.voice_id!r}"
 
     # --- admission -------------------------------------------------------------------------------
 
@@ -186,6 +187,7 @@ class SpeechSession:
         if self._open:
             return
         self._open = True
+        self.session_id = self.session_id or secrets.token_hex(8)
         self.state.sessions.add(self)
         self.state.metrics.sessions_active.inc()
         self.state.metrics.sessions_total.inc()
@@ -201,6 +203,7 @@ class SpeechSession:
             self._open = False
             self.state.sessions.discard(self)
             self.state.metrics.sessions_active.dec()
+        self.session_id = self.session_id or secrets.token_hex(8)
         self.record.write({
             "session_id": self.session_id, "dialect": self.kind, "voice": self.voice_id,
             "balancer_id": balancer_id(self.settings),

@@ -19,8 +19,7 @@ What happens, in order:
   client that leaves closes its balancer socket at once, which frees the balancer's slot.
   Hypercorn 0.18 reports a client's close as 1006 whatever its code (pgjones/hypercorn#127): the
   balancer then sees 1001 "client disconnected"; a code it does report is passed on unchanged.
-- **The log line**: when the stream ends, its :class:`~xtts_broker.route_log.RouteRecord` is
-  written: one line per stream, carrying the session id the balancer's line has.
+- **The log line**: one per stream, its :class:`~xtts_broker.route_log.RouteRecord`, at its end.
 """
 
 from __future__ import annotations
@@ -237,14 +236,11 @@ class StreamProxy:
         try:
             return await self._or_stop(
                 connect(
-                    url,
-                    additional_headers=headers,
-                    open_timeout=settings.routing.connect_timeout_s,
-                    max_size=_BACKEND_MAX_FRAME,
-                    max_queue=_INBOX_FRAMES,
+                    url, additional_headers=headers, max_size=_BACKEND_MAX_FRAME,
+                    open_timeout=settings.routing.connect_timeout_s, max_queue=_INBOX_FRAMES,
                     ping_interval=settings.service.websocket_ping_interval_s,
                 )
-            )
+            )  # fmt: skip
         except InvalidStatus as exc:
             status = exc.response.status_code
             problem = f"handshake refused with HTTP {status}"

@@ -123,7 +123,8 @@ def configure_logging(
     (records :func:`hold_logging` kept are written first).
 
     ``text_format`` is the ``%``-style format of the text form; ``fields`` are constant keys
-    of each JSON line (a worker's name, say).
+    of each JSON line (a worker's name, say). ``httpx``'s per-request lines are written only at
+    level ``DEBUG``.
     """
     held = [r for h in logging.getLogger().handlers if isinstance(h, _Held) for r in h.records]
     handler = logging.StreamHandler()
@@ -132,6 +133,10 @@ def configure_logging(
     else:
         handler.setFormatter(TextFormatter(text_format))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # httpx logs every request at INFO: each heartbeat and relayed request would bury the
+    # one line per session among its own (at DEBUG they are wanted).
+    quiet = logging.getLogger().level > logging.DEBUG
+    logging.getLogger("httpx").setLevel(logging.WARNING if quiet else logging.NOTSET)
     for record in held:
         handler.handle(record)
 
