@@ -209,7 +209,11 @@ async def _admitted(
     note_model_id(body.model_id)
     limit = settings.limits.max_text_chars
     if len(body.text) > limit:
-        raise ApiError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {limit} characters")
+        raise ApiError(
+            ErrorCode.MAX_CHARACTER_LIMIT_EXCEEDED,
+            f"This request's text has {len(body.text)} characters and exceeds the character "
+            f"limit of {limit} characters.",
+        )
     language = base_language(body.language_code or settings.model.language)
     _check_voice(session, language)
     await session.acquire_slot()
@@ -230,7 +234,7 @@ def _check_voice(session: SpeechSession, language: str) -> None:
         if exc.error == ErrorCode.INVALID_MESSAGE.value:
             raise ApiError.invalid(["body", "language_code"], exc.message) from None
         if exc.error == ErrorCode.VOICE_NOT_FOUND.value:
-            message = f"A voice for the voice_id {session.voice_id} was not found."
+            message = f"A voice for the voice_id {session.requested_voice_id} was not found."
             raise ApiError(ErrorCode.VOICE_NOT_FOUND, message) from None
         raise
 

@@ -39,7 +39,7 @@ def admit_key(state: BalancerState, key: str | None) -> str:
     if limit is not None and state.key_sessions[identity] >= limit:
         raise SessionError(
             f"Too many concurrent sessions for this API key (limit {limit}).",
-            ErrorCode.TOO_MANY_SESSIONS,
+            ErrorCode.TOO_MANY_CONCURRENT_REQUESTS,
         )
     state.key_sessions[identity] += 1
     return identity
@@ -49,7 +49,9 @@ async def acquire_slot(state: BalancerState) -> Lease:
     """A worker slot, now or after waiting in the queue.
 
     Raises:
-        SessionError: ``server_busy`` (close 1013) when the queue is full or the wait timed out.
+        SessionError: (close 1013) ``system_busy`` when the queue is full,
+            ``too_many_concurrent_requests`` when every slot stayed busy (the wait timed out,
+            or ``queue.max_queue`` is 0).
     """
     metrics = state.metrics
     t0 = time.monotonic()
@@ -57,7 +59,8 @@ async def acquire_slot(state: BalancerState) -> Lease:
     try:
         lease = await state.pool.acquire()
     except NoCapacityError as exc:
-        raise SessionError(str(exc), ErrorCode.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER) from None
+        error = ErrorCode.SYSTEM_BUSY if exc.queue_full else ErrorCode.TOO_MANY_CONCURRENT_REQUESTS
+        raise SessionError(str(exc), error, CloseCode.TRY_AGAIN_LATER) from None
     finally:
         metrics.queue_length.dec()
     metrics.queue_wait.observe(time.monotonic() - t0)

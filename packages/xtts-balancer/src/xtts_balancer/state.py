@@ -25,6 +25,7 @@ from xtts_balancer.metrics import Metrics
 from xtts_balancer.pool import SlotPool
 from xtts_balancer.settings import BalancerSettings
 from xtts_balancer.supervisor import Supervisor, WorkerHandle
+from xtts_balancer.voice_names import VoiceNames
 from xtts_balancer.worker.ipc import WorkerConfig
 from xtts_core.cluster import ReplayGuard
 
@@ -103,6 +104,8 @@ class BalancerState:
             ping_timeout_s=workers.ping_timeout_s, on_change=self._workers_changed,
             on_restart=self.metrics.worker_restarts.inc, on_load=self._worker_load,
         )  # fmt: skip
+        self.voice_names = VoiceNames(settings.model, self.supervisor)
+        """Resolves the voice ids clients send (aliases, the fallback)."""
         self.pool = SlotPool(
             self.supervisor.workers, workers.slots_per_worker, settings.queue.max_queue,
             settings.queue.queue_timeout_s, workers.capacity_aware,
