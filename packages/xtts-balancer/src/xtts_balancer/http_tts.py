@@ -189,11 +189,14 @@ async def _prepare(request: Request, *, streaming: bool) -> _Speech:
         )  # fmt: skip
         if session.needs_key:
             session.authenticate(None)
+        session.session_id = session.session_id or request.state.request_id
         session.open()
         query_model = StreamingQuery if streaming else FileQuery
         query = parse_model(query_model, dict(request.query_params), "query")
         body = parse_model(SpeechRequest, await _read_json(request), "body")
-        return await _admitted(session, query.output_format, body)
+        speech = await _admitted(session, query.output_format, body)
+        request.state.character_cost = len(body.text)  # the characters billed, as ElevenLabs does
+        return speech
     except SessionError as exc:
         session.close()
         raise ApiError.from_session(exc) from None

@@ -27,14 +27,16 @@ from xtts_core.protocol import CloseCode, ErrorCode
 __all__ = ["acquire_slot", "admit_key", "job_events", "new_job", "record_segment"]
 
 
-def admit_key(state: BalancerState, key: str | None) -> str:
-    """The identity of a valid ``key`` after counting one more session for it; the caller gives
-    it back with ``state.key_sessions[identity] -= 1``.
+def admit_key(state: BalancerState, key: str | None, identity: str | None = None) -> str:
+    """The identity of a valid ``key`` (or the given ``identity``: a single-use token's) after
+    counting one more session for it; the caller gives it back with
+    ``state.key_sessions[identity] -= 1``.
 
     Raises:
         SessionError: no or a wrong key, or the key's session limit is reached.
     """
-    identity = state.auth.check(key)
+    if identity is None:
+        identity = state.auth.check(key)
     limit = state.settings.auth.max_sessions_per_key
     if limit is not None and state.key_sessions[identity] >= limit:
         raise SessionError(

@@ -108,10 +108,14 @@ class SpeechSession:
 
     # --- admission -------------------------------------------------------------------------------
 
-    def admit(self, method: str, path: str, headers: Mapping[str, str], key: str | None) -> None:
+    def admit(
+        self, method: str, path: str, headers: Mapping[str, str], key: str | None,
+        token: str | None = None,
+    ) -> None:  # fmt: skip
         """Refuse while draining or over ``limits.max_sessions``; in broker mode check the
-        broker's signature over ``method`` and ``path``, else admit ``key`` if one was sent (a
-        websocket may still send its key in its first message: :meth:`authenticate`).
+        broker's signature over ``method`` and ``path``, else admit ``key`` if one was sent, or
+        else the single-use ``token`` (:mod:`xtts_balancer.tokens_api`; a websocket may still
+        send its key in its first message: :meth:`authenticate`).
 
         Raises:
             SessionError: ``shutting_down``, ``too_many_concurrent_requests`` (also for the
@@ -130,6 +134,14 @@ class SpeechSession:
             self.session_id = verify_origin(state, method, path, headers)
         elif key is not None:
             self.authenticate(key)
+        elif token is not None:
+            identity = state.single_use_tokens.consume(token)
+            if identity is None:
+                raise SessionError(
+                    "The single-use token is unknown, expired or already used.",
+                    ErrorCode.INVALID_API_KEY,
+                )
+            self.identity = admit_key(state, None, identity)
 
     @property
     def needs_key(self) -> bool:
@@ -256,6 +268,7 @@ class SpeechSession:
                     continue
                 for piece in out.end():
                     yield piece
+                self.state.metrics.characters.inc(len(text))
                 record_segment(
                     self.state, event, started=started, first_audio_s=out.first_audio_s,
                     audio_ms=out.audio_ms,

@@ -28,6 +28,7 @@ from xtts_balancer.supervisor import Supervisor, WorkerHandle
 from xtts_balancer.voice_names import VoiceNames
 from xtts_balancer.worker.ipc import WorkerConfig
 from xtts_core.cluster import ReplayGuard
+from xtts_core.single_use import SingleUseTokens
 
 __all__ = ["BalancerState", "GenerationLog", "Session", "balancer_state"]
 
@@ -73,6 +74,8 @@ class BalancerState:
         self.key_sessions: collections.Counter[str] = collections.Counter()
         self.draining = False
         self.replay_guard = ReplayGuard(settings.cluster.max_clock_skew_s)
+        self.single_use_tokens = SingleUseTokens(settings.auth.single_use_token_ttl_s)
+        """Tokens of ``POST /v1/single-use-token/tts_websocket``, each accepted by one socket."""
         workers = settings.workers
         configs = [
             WorkerConfig(

@@ -4,8 +4,9 @@ What happens, in order:
 
 - **Auth at the broker**: the key is found where and in the order the protocol says
   (:func:`xtts_core.protocol.request_api_key`, then the first message's
-  :func:`~xtts_core.protocol.message_api_key`; docs/protocol.md §1.2), as at the balancer. A bad
-  or missing key: the ElevenLabs-style error and close 1008, before any balancer is involved.
+  :func:`~xtts_core.protocol.message_api_key`; docs/protocol.md §1.2), or a single-use token
+  (:mod:`xtts_broker.tokens`), as at the balancer. A bad or missing key: the ElevenLabs-style
+  error and close 1008, before any balancer is involved.
 - **Proof of origin**: every websocket opened to a balancer is signed with the session id
   (:func:`xtts_broker.balancer_target.balancer_stream_target`).
 - **Failover**: until the first balancer message reaches the client, every client frame is kept.
@@ -47,6 +48,7 @@ from xtts_broker.frames import (
 )
 from xtts_broker.router import Route
 from xtts_broker.state import BrokerState
+from xtts_broker.tokens import token_admits
 from xtts_core.aio import wait_within
 from xtts_core.protocol import (
     CloseCode,
@@ -135,9 +137,12 @@ class StreamProxy:
 
     async def _authenticate(self) -> bool:
         auth = self._state.settings.auth
+        key = request_api_key(self._ws.headers, self._ws.query_params)
+        admitted = await token_admits(self._state, key, self._ws, self.session_id, self._reject)
+        if admitted is not None:
+            return admitted
         if not auth.enabled:
             return True
-        key = request_api_key(self._ws.headers, self._ws.query_params)
         if key is None:
             try:
                 item = await self._or_stop(
@@ -157,9 +162,8 @@ class StreamProxy:
         logger.info("session=%s rejected: %s", self.session_id, message)
         await self._reject(
             f"{message}: send it in the xi-api-key header or as xi_api_key in the first message",
-            ErrorCode.INVALID_API_KEY,
-            CloseCode.POLICY_VIOLATION,
-        )
+            ErrorCode.INVALID_API_KEY, CloseCode.POLICY_VIOLATION,
+        )  # fmt: skip
         return False
 
     async def _route_and_relay(self, voice_id: str) -> None:
@@ -183,9 +187,8 @@ class StreamProxy:
         state.metrics.rejected.labels("no_capacity").inc()
         await self._reject(
             "no capacity: every balancer is busy or unavailable; try again later",
-            ErrorCode.NO_CAPACITY,
-            CloseCode.TRY_AGAIN_LATER,
-        )
+            ErrorCode.NO_CAPACITY, CloseCode.TRY_AGAIN_LATER,
+        )  # fmt: skip
 
     async def _attempt(self, route: Route, voice_id: str, started: float) -> bool:
         """One balancer; ``True`` when the stream is over, ``False`` to try the next one."""
@@ -202,11 +205,8 @@ class StreamProxy:
         if closed is None:
             code = gone.code if gone else 1006
             logger.info(
-                "session=%s client closed (%d); closing balancer %s",
-                self.session_id,
-                code,
-                entry.id,
-            )
+                "session=%s client closed (%d); closing balancer %s", self.session_id, code, entry.id
+            )  # fmt: skip
             if code in SENDABLE:
                 await backend.close(code, gone.reason if gone else "")
             else:  # 1005/1006: no code to pass on (always so under Hypercorn, see module doc)
