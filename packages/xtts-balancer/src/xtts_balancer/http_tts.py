@@ -190,6 +190,7 @@ async def _prepare(request: Request, *, streaming: bool) -> _Speech:
         if session.needs_key:
             session.authenticate(None)
         session.session_id = session.session_id or request.state.request_id
+        logger.info("%s: %s %s", session.tag, request.method, request.url.path)
         session.open()
         query_model = StreamingQuery if streaming else FileQuery
         query = parse_model(query_model, dict(request.query_params), "query")
