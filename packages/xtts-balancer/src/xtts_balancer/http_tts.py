@@ -189,11 +189,15 @@ async def _prepare(request: Request, *, streaming: bool) -> _Speech:
         )  # fmt: skip
         if session.needs_key:
             session.authenticate(None)
+        session.session_id = session.session_id or request.state.request_id
+        logger.info("%s: %s %s", session.tag, request.method, request.url.path)
         session.open()
         query_model = StreamingQuery if streaming else FileQuery
         query = parse_model(query_model, dict(request.query_params), "query")
         body = parse_model(SpeechRequest, await _read_json(request), "body")
-        return await _admitted(session, query.output_format, body)
+        speech = await _admitted(session, query.output_format, body)
+        request.state.character_cost = len(body.text)  # the characters billed, as ElevenLabs does
+        return speech
     except (SessionError, ApiError) as exc:
         error = ApiError.from_session(exc) if isinstance(exc, SessionError) else exc
         session.record.answered(error.status_code, error.error)
@@ -212,7 +216,11 @@ async def _admitted(
     note_model_id(body.model_id)
     limit = settings.limits.max_text_chars
     if len(body.text) > limit:
-        raise ApiError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {limit} characters")
+        raise ApiError(
+            ErrorCode.MAX_CHARACTER_LIMIT_EXCEEDED,
+            f"This request's text has {len(body.text)} characters and exceeds the character "
+            f"limit of {limit} characters.",
+        )
     language = base_language(body.language_code or settings.model.language)
     _check_voice(session, language)
     await session.acquire_slot()
@@ -233,7 +241,7 @@ def _check_voice(session: SpeechSession, language: str) -> None:
         if exc.error == ErrorCode.INVALID_MESSAGE.value:
             raise ApiError.invalid(["body", "language_code"], exc.message) from None
         if exc.error == ErrorCode.VOICE_NOT_FOUND.value:
-            message = f"A voice for the voice_id {session.voice_id} was not found."
+            message = f"A voice for the voice_id {session.requested_voice_id} was not found."
             raise ApiError(ErrorCode.VOICE_NOT_FOUND, message) from None
         raise
 

@@ -10,8 +10,8 @@ own replies; everything between is here, written once:
   is in ``state.sessions`` and the session metrics, so the drain waits for it and then ends it
   (:meth:`~SpeechSession.going_away` cancels the task that serves it);
 - **the voice** (:meth:`~SpeechSession.check_voice`) and its language;
-- **the worker slot** (:meth:`~SpeechSession.slot`): FIFO queue, ``server_busy`` when full or
-  timed out;
+- **the worker slot** (:meth:`~SpeechSession.slot`): FIFO queue, ``system_busy`` when full,
+  ``too_many_concurrent_requests`` when timed out;
 - **one segment spoken** (:meth:`~SpeechSession.speak`): the job on the leased worker, its audio
   as :class:`~xtts_balancer.sending.Piece` s with alignment, its metrics and generation-log line;
 - **the end** (:meth:`~SpeechSession.record_failure`): error metrics and one log line carrying
@@ -89,7 +89,10 @@ class SpeechSession:
     def __init__(self, state: BalancerState, voice_id: str, kind: str) -> None:
         self.state = state
         self.settings = state.settings
+        self.requested_voice_id = voice_id
+        """The voice id the client sent."""
         self.voice_id = voice_id
+        """The voice spoken with: :attr:`requested_voice_id` resolved by :meth:`check_voice`."""
         self.kind = kind
         """The dialect, for the logs: ``stream-input``, ``multi-stream-input``, ``http``."""
         self.session_id = ""
@@ -112,14 +115,18 @@ class SpeechSession:
 
     # --- admission -------------------------------------------------------------------------------
 
-    def admit(self, method: str, path: str, headers: Mapping[str, str], key: str | None) -> None:
+    def admit(
+        self, method: str, path: str, headers: Mapping[str, str], key: str | None,
+        token: str | None = None,
+    ) -> None:  # fmt: skip
         """Refuse while draining or over ``limits.max_sessions``; in broker mode check the
-        broker's signature over ``method`` and ``path``, else admit ``key`` if one was sent (a
-        websocket may still send its key in its first message: :meth:`authenticate`).
+        broker's signature over ``method`` and ``path``, else admit ``key`` if one was sent, or
+        else the single-use ``token`` (:mod:`xtts_balancer.tokens_api`; a websocket may still
+        send its key in its first message: :meth:`authenticate`).
 
         Raises:
-            SessionError: ``shutting_down``, ``server_busy``, ``invalid_api_key`` (also for a
-                missing signature in broker mode), ``too_many_sessions``.
+            SessionError: ``shutting_down``, ``too_many_concurrent_requests`` (also for the
+                key's limit), ``invalid_api_key`` (also for a missing signature in broker mode).
         """
         state = self.state
         if state.draining:
@@ -128,13 +135,21 @@ class SpeechSession:
         if limit is not None and len(state.sessions - {self}) >= limit:
             raise SessionError(
                 f"Too many open sessions (limit {limit}); please try again later.",
-                ErrorCode.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER,
+                ErrorCode.TOO_MANY_CONCURRENT_REQUESTS, CloseCode.TRY_AGAIN_LATER,
             )  # fmt: skip
         if state.broker is not None:
             self.session_id = verify_origin(state, method, path, headers) or self.session_id
             self.record.key_id = api_key_id(key) if key else None  # checked by the broker
         elif key is not None:
             self.authenticate(key)
+        elif token is not None:
+            identity = state.single_use_tokens.consume(token)
+            if identity is None:
+                raise SessionError(
+                    "The single-use token is unknown, expired or already used.",
+                    ErrorCode.INVALID_API_KEY,
+                )
+            self.identity = admit_key(state, None, identity)
 
     @property
     def needs_key(self) -> bool:
@@ -150,7 +165,7 @@ class SpeechSession:
         """Count ``text`` against ``limits.max_text_chars`` (all the session's text together).
 
         Raises:
-            SessionError: ``text_too_long``.
+            SessionError: ``max_character_limit_exceeded``.
         """
         self._text_chars += len(text)
         if text.strip():
@@ -159,21 +174,19 @@ class SpeechSession:
         if self._text_chars > limit:
             raise SessionError(
                 f"Too much text: a session may send at most {limit} characters.",
-                ErrorCode.TEXT_TOO_LONG,
+                ErrorCode.MAX_CHARACTER_LIMIT_EXCEEDED,
             )
 
     def check_voice(self, language: str) -> None:
-        """Refuse a voice or a language the workers do not serve (known once one is warm).
+        """Resolve the requested voice (:class:`~xtts_balancer.voice_names.VoiceNames`: an
+        alias, the fallback) and refuse a voice or a language the workers do not serve (known
+        once one is warm).
 
         Raises:
             SessionError: ``voice_not_found``, or ``invalid_message`` naming the languages.
         """
         supervisor = self.state.supervisor
-        if supervisor.voices and self.voice_id not in supervisor.voices:
-            raise SessionError(
-                f"A voice with voice_id {self.voice_id!r} was not found.",
-                ErrorCode.VOICE_NOT_FOUND,
-            )
+        self.voice_id = self.state.voice_names.resolve(self.requested_voice_id, self.tag)
         if supervisor.languages and language not in supervisor.languages:
             raise SessionError.invalid(
                 f"language {language!r} is not supported; supported: "
@@ -225,7 +238,8 @@ class SpeechSession:
         """Lease a worker slot, now or after waiting in the FIFO queue (no-op if held).
 
         Raises:
-            SessionError: ``server_busy`` (close 1013): the queue is full or the wait timed out.
+            SessionError: ``system_busy`` or ``too_many_concurrent_requests`` (close 1013): the
+                queue is full or the wait timed out.
         """
         if self._lease is None:
             self._lease = await acquire_slot(self.state)
@@ -277,6 +291,7 @@ class SpeechSession:
                     record.audio(piece.duration_ms)
                     yield piece
                 record.segment_done(event.seconds, out.audio_ms)
+                self.state.metrics.characters.inc(len(text))
                 record_segment(
                     self.state, event, started=started, first_audio_s=out.first_audio_s,
                     audio_ms=out.audio_ms,

@@ -48,6 +48,7 @@ from xtts_core.protocol import (
     close_reason,
     request_api_key,
 )
+from xtts_core.single_use import SINGLE_USE_TOKEN_PARAM
 
 _AudioMessage = AudioOutput | AudioOutputMulti
 
@@ -94,7 +95,10 @@ class SocketLink:
         failure: SessionError | None = None
         client_gone = False
         try:
-            session.admit("GET", self.ws.scope["path"], self.ws.headers, self.handshake_key())
+            session.admit(
+                "GET", self.ws.scope["path"], self.ws.headers, self.handshake_key(),
+                self.query_params.get(SINGLE_USE_TOKEN_PARAM),
+            )  # fmt: skip
             await serve()
         except SessionError as exc:
             failure = exc

@@ -16,7 +16,11 @@ Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-time
   ``routing.max_attempts``): a connection error or timeout (the balancer is also taken out of
   rotation until its next heartbeat, as for a websocket) or a "busy" answer, 429 or 503 (the
   HTTP form of close 1013; the balancer stays in rotation).
-- **Relay**: status, ``Content-Type`` and the other end-to-end headers, then the body chunk by
+- **Request id**: the session id is the request's ``request-id``
+  (:class:`xtts_core.answer_headers.AnswerHeaders`), which the balancer answers with too, so the
+  client's ``request-id`` names the session in the broker's and the balancer's logs alike.
+- **Relay**: status, ``Content-Type`` and the other end-to-end headers (the balancer's
+  ``character-cost`` and concurrency headers among them), then the body chunk by
   chunk as the balancer sends it. A balancer that fails mid-answer, or a broker that stops it at
   shutdown (:class:`~xtts_broker.state.BrokerState` drains HTTP answers like streams), aborts the
   connection, so the client sees a truncated transfer rather than a short file that looks
@@ -34,14 +38,15 @@ healthy balancer that answers serves them (503 ``no_balancer`` when none does). 
 (``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) is refused with 501: a balancer
 gives an added voice a random id in its own library, so a voice added through the broker would
 exist on one balancer while speech for it is routed to any. Voices of a cluster are provisioned
-in each balancer's voice library (``model.voices_dir``) instead.
+in each balancer's voice library (``model.voices_dir``) instead. Single-use tokens (``POST
+/v1/single-use-token/tts_websocket``) are minted and checked by the broker itself, in its memory:
+a token opens one websocket at the broker that minted it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlencode
@@ -178,7 +183,7 @@ async def _send(
 async def speech(request: Request) -> Response | _Relay:
     """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]`` (module docstring)."""
     state = _state(request)
-    session_id = secrets.token_hex(8)
+    session_id: str = request.state.request_id  # the answer's request-id (xtts_core.answer_headers)
     record = RouteRecord(
         session_id, "http", request.path_params["voice_id"], state.settings.service.strategy
     )
@@ -230,7 +235,7 @@ async def listing(request: Request) -> Response:
     if refusal is not None:
         return refusal
     state = _state(request)
-    session_id = secrets.token_hex(8)
+    session_id: str = request.state.request_id
     for entry in state.registry.routable()[: state.settings.routing.max_attempts]:
         response = await _send(state, entry, request, b"", session_id)
         if response is None:
@@ -258,6 +263,18 @@ async def voice_management(request: Request) -> Response:
         "Voices live in each balancer's own library: add or delete them on the balancers "
         "(model.voices_dir), not through the broker.",
     )
+
+
+async def single_use_token(request: Request) -> Response:
+    """``POST /v1/single-use-token/tts_websocket``: minted here, for a valid key, and checked by
+    this broker's websockets (:class:`xtts_core.single_use.SingleUseTokens`); never relayed,
+    since the balancer a socket is routed to is not known when the token is minted."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    token = _state(request).single_use_tokens.mint("broker")
+    logger.info("session=%s single-use token minted", request.state.request_id)
+    return JSONResponse({"token": token})
 
 
 class _Relay:
@@ -377,5 +394,6 @@ def http_routes() -> list[Route]:
         ("/v1/voices/add", voice_management, ["POST"]),
         ("/v1/voices/{voice_id}", listing, ["GET"]),
         ("/v1/voices/{voice_id}", voice_management, ["DELETE"]),
+        ("/v1/single-use-token/tts_websocket", single_use_token, ["POST"]),
     ]
     return [Route(path, handler, methods=methods) for path, handler, methods in handlers]

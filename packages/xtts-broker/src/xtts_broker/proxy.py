@@ -4,8 +4,9 @@ What happens, in order:
 
 - **Auth at the broker**: the key is found where and in the order the protocol says
   (:func:`xtts_core.protocol.request_api_key`, then the first message's
-  :func:`~xtts_core.protocol.message_api_key`; docs/protocol.md §1.2), as at the balancer. A bad
-  or missing key: the ElevenLabs-style error and close 1008, before any balancer is involved.
+  :func:`~xtts_core.protocol.message_api_key`; docs/protocol.md §1.2), or a single-use token
+  (:mod:`xtts_broker.tokens`), as at the balancer. A bad or missing key: the ElevenLabs-style
+  error and close 1008, before any balancer is involved.
 - **Proof of origin**: every websocket opened to a balancer is signed with the session id
   (:func:`xtts_broker.balancer_target.balancer_stream_target`).
 - **Failover**: until the first balancer message reaches the client, every client frame is kept.
@@ -49,6 +50,7 @@ from xtts_broker.frames import (
 from xtts_broker.route_log import RouteRecord
 from xtts_broker.router import Route
 from xtts_broker.state import BrokerState
+from xtts_broker.tokens import token_admits
 from xtts_core.aio import wait_within
 from xtts_core.protocol import (
     CloseCode,
@@ -139,6 +141,9 @@ class StreamProxy:
     async def _authenticate(self) -> bool:
         auth = self._state.settings.auth
         key = request_api_key(self._ws.headers, self._ws.query_params)
+        admitted = await token_admits(self._state, key, self._ws, self.session_id, self._reject)
+        if admitted is not None:
+            return admitted
         if not auth.enabled:
             self.record.key(key)
             return True
