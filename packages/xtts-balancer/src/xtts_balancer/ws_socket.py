@@ -160,7 +160,8 @@ class SocketLink:
 
     def take_query(self, output_format: str | None = None) -> BalancerQuery:
         """Validate the query (``output_format`` overrides the URL's, as a ``ttsInitRequest``
-        may); the socket's seed, chunk size and inactivity timeout come from it."""
+        may); the socket's seed, chunk size, inactivity timeout, SSML parsing and text
+        normalisation come from it."""
         params = dict(self.query_params)
         if output_format:
             params["output_format"] = output_format
@@ -171,6 +172,8 @@ class SocketLink:
             raise SessionError.from_protocol(exc) from None
         assert isinstance(query, BalancerQuery)
         note_model_id(query.model_id)
+        self.session.ssml = query.enable_ssml_parsing
+        self.session.normalize_text = query.apply_text_normalization != "off"
         self.query = query
         self.timeout_s = float(query.inactivity_timeout)
         self.chunk_codes = query.stream_chunk_size or self.settings.stream.chunk_codes
