@@ -33,5 +33,7 @@ def samples(data: bytes) -> tuple[np.ndarray, int]:
     """Every decoded sample of ``data`` (mono float32) and the sample rate."""
     with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.audio[0]
-        frames = [frame.to_ndarray().astype(np.float32).reshape(-1) for frame in container.decode(stream)]
+        frames = [
+            frame.to_ndarray().astype(np.float32).reshape(-1) for frame in container.decode(stream)
+        ]
         return np.concatenate(frames), stream.codec_context.sample_rate

@@ -68,7 +68,9 @@ def test_a_break_is_silence_of_its_length_at_its_place(server: Server) -> None:
     assert check_alignment(reply, 32) == "Hello there. And now more. "  # the tag is not spoken
 
 
-@pytest.mark.parametrize(("output_format", "rate"), [("mp3_44100_128", 44100), ("opus_48000_64", 48000)])
+@pytest.mark.parametrize(
+    ("output_format", "rate"), [("mp3_44100_128", 44100), ("opus_48000_64", 48000)]
+)
 def test_a_break_in_a_compressed_stream_keeps_one_valid_file(
     server: Server, output_format: str, rate: int
 ) -> None:
@@ -96,9 +98,7 @@ def test_a_break_over_three_seconds_is_clamped_and_logged(server: Server) -> Non
 def test_a_break_sent_in_two_messages_is_still_one_break(server: Server) -> None:
     """``auto_mode`` speaks every message up to its last space: not inside the tag."""
     with server.connect(query="output_format=pcm_16000&auto_mode=true") as ws:
-        reply = converse(
-            ws, BOS, {"text": "Split <break "}, {"text": 'time="1s"/> tag here '}, EOS
-        )
+        reply = converse(ws, BOS, {"text": "Split <break "}, {"text": 'time="1s"/> tag here '}, EOS)
     assert reply.close_code == 1000, reply.messages
     lengths = [length for _, length in silences(pcm16(reply), 16000, 0, min_ms=500)]
     assert len(lengths) == 1 and 995 <= lengths[0] <= 1030

@@ -10,7 +10,7 @@ from xtts_core.text.markup import MAX_BREAK_MS, Pause, open_tag_start, parse_mar
 
 @pytest.mark.parametrize("ssml", [False, True])
 def test_breaks_are_pauses_whether_or_not_ssml_is_on(ssml: bool) -> None:
-    parts = parse_markup('Hello. <break time="1.5s"/> World <BREAK time=\'250ms\' />!', ssml=ssml)
+    parts = parse_markup("Hello. <break time=\"1.5s\"/> World <BREAK time='250ms' />!", ssml=ssml)
     assert parts == ["Hello. ", Pause(1500, 1500.0), " World ", Pause(250, 250.0), "!"]
 
 

@@ -105,7 +105,9 @@ def test_expansion_off_keeps_numbers_abbreviations_and_symbols_as_written(
     tok: XttsTokenizer,
 ) -> None:
     """``apply_text_normalization: off``: case and whitespace as always, nothing spelt out."""
-    assert normalize("Dr.  Smith paid $5 for 20%", "en", expand=False) == "dr. smith paid $5 for 20%"
+    assert (
+        normalize("Dr.  Smith paid $5 for 20%", "en", expand=False) == "dr. smith paid $5 for 20%"
+    )
     assert normalize("Dr. Smith paid $5", "en") == "doctor smith paid five dollars"
     assert "3" in normalize("第3章", "zh", expand=False)  # pinyin still, the digit kept
     assert tok.encode("Dr. 2", "en", normalize=False) != tok.encode("doctor two", "en")
