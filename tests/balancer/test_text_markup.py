@@ -86,6 +86,18 @@ def test_a_break_in_a_compressed_stream_keeps_one_valid_file(
     assert len(lengths) == 1 and 700 <= lengths[0] <= 880, lengths
 
 
+@pytest.mark.parametrize(("output_format", "zero"), [("ulaw_8000", 0xFF), ("alaw_8000", 0xD5)])
+def test_a_break_in_g711_is_the_codes_of_zero(
+    server: Server, output_format: str, zero: int
+) -> None:
+    with server.connect(query=f"output_format={output_format}") as ws:
+        reply = converse(ws, BOS, {"text": 'One. <break time="600ms"/> Two. '}, EOS)
+    assert reply.close_code == 1000, reply.messages
+    codes = np.frombuffer(reply.audio_bytes, np.uint8).astype(np.int16) - zero  # 8 bytes per ms
+    lengths = [length for _, length in silences(codes, 8000, 0, min_ms=300)]
+    assert len(lengths) == 1 and 595 <= lengths[0] <= 630, lengths
+
+
 def test_a_break_over_three_seconds_is_clamped_and_logged(server: Server) -> None:
     with server.connect() as ws:
         reply = converse(ws, BOS, {"text": 'Wait. <break time="7s"/> Done. '}, EOS)
@@ -211,8 +223,11 @@ def test_sdk_timestamps_leave_the_break_out_of_the_alignment(sdk: ElevenLabs) ->
     answer = sdk.text_to_speech.convert_with_timestamps(
         voice_id=CLIP_VOICE, text='Left. <break time="500ms"/> Right.', output_format="pcm_16000"
     )
-    assert answer.alignment is not None
-    assert "".join(answer.alignment.characters) == "Left. Right."
+    alignment = answer.alignment
+    assert alignment is not None
+    assert "".join(alignment.characters) == "Left. Right."
+    gap = alignment.character_start_times_seconds[6] - alignment.character_end_times_seconds[5]
+    assert gap >= 0.5  # "R" is timed after the silence that follows "Left. "
 
 
 def test_sdk_convert_with_normalisation_off(sdk: ElevenLabs) -> None:
