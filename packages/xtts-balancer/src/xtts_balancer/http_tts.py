@@ -24,7 +24,8 @@ of this request's audio. Accepted and ignored:
 ``model_id`` (logged when it is not ours), ``previous_text``/``next_text`` and request ids
 (XTTS takes no context), ``optimize_streaming_latency`` (the first chunk is always small),
 ``voice_settings`` other than ``speed``, ``pronunciation_dictionary_locators``, ``audio_effects``
-and the normalisation switches.
+and ``apply_language_text_normalization``. ``apply_text_normalization: off`` is honoured (numbers,
+abbreviations and symbols are read as written), and so is ``<break time="…"/>`` in the text.
 """
 
 from __future__ import annotations
@@ -222,6 +223,7 @@ async def _admitted(
             f"limit of {limit} characters.",
         )
     language = base_language(body.language_code or settings.model.language)
+    session.normalize_text = body.apply_text_normalization != "off"
     _check_voice(session, language)
     await session.acquire_slot()
     _check_voice(session, language)  # the first worker may have just become ready

@@ -12,8 +12,9 @@ own replies; everything between is here, written once:
 - **the voice** (:meth:`~SpeechSession.check_voice`) and its language;
 - **the worker slot** (:meth:`~SpeechSession.slot`): FIFO queue, ``system_busy`` when full,
   ``too_many_concurrent_requests`` when timed out;
-- **one segment spoken** (:meth:`~SpeechSession.speak`): the job on the leased worker, its audio
-  as :class:`~xtts_balancer.sending.Piece` s with alignment, its metrics and generation-log line;
+- **one segment spoken** (:meth:`~SpeechSession.speak`): its ``<break>`` pauses and SSML
+  (``ssml``), a job per stretch of text on the leased worker (``normalize_text``), its audio as
+  :class:`~xtts_balancer.sending.Piece` s with alignment, its metrics and generation-log line;
 - **the end** (:meth:`~SpeechSession.record_failure`): error metrics and one log line carrying
   the session id; and, at :meth:`~SpeechSession.close`, the session's one summary line
   (:mod:`xtts_balancer.session_log`). A dialect tells the session's :attr:`~SpeechSession.record`
@@ -44,6 +45,7 @@ from xtts_balancer.state import BalancerState
 from xtts_balancer.worker.ipc import Chunk
 from xtts_core.cluster import OriginError, api_key_id, verify_request
 from xtts_core.protocol import CloseCode, ErrorCode
+from xtts_core.text.markup import Pause, parse_markup
 
 __all__ = ["SpeechSession", "shutting_down", "verify_origin"]
 
@@ -107,6 +109,11 @@ class SpeechSession:
         self._lease: Lease | None = None
         self._open = False
         self._text_chars = 0
+        self.ssml = False
+        """``enable_ssml_parsing``: strip SSML tags other than ``<break>`` before speaking."""
+        self.normalize_text = True
+        """``apply_text_normalization`` is not ``off``: numbers, abbreviations and symbols are
+        spelt out by the worker's tokenizer."""
 
     @property
     def tag(self) -> str:
@@ -266,15 +273,48 @@ class SpeechSession:
     ) -> AsyncIterator[Piece]:  # fmt: skip
         """Speak one segment on the held slot: its audio in pieces with alignment, the last one
         carrying the segment's remaining characters (and ``separator``, the space that joins it
-        to the next). Leaving early cancels the job at the worker.
+        to the next). Its ``<break>`` tags are silence and, with :attr:`ssml`, other SSML is
+        stripped (:func:`~xtts_core.text.markup.parse_markup`): each stretch of text between
+        pauses is one job, and a pause's silence carries no characters. Leaving early cancels
+        the running job at the worker.
 
         Raises:
             SessionError: the job failed or its worker was lost.
         """
         assert self._lease is not None, "speak() needs a slot"
+        parts = parse_markup(text, ssml=self.ssml)
+        spoken = [i for i, part in enumerate(parts) if isinstance(part, str) and part.strip()]
+        for index, part in enumerate(parts):
+            if isinstance(part, Pause):
+                for piece in out.silence(self._pause_samples(part)):
+                    self.record.audio(piece.duration_ms)
+                    yield piece
+            elif index in spoken:
+                joiner = separator if index == spoken[-1] else " "
+                async for piece in self._speak_text(
+                    part.strip(), joiner, out, language=language, speed=speed, seed=seed,
+                    chunk_codes=chunk_codes,
+                ):  # fmt: skip
+                    yield piece
+
+    def _pause_samples(self, pause: Pause) -> int:
+        if pause.clamped:
+            logger.info(
+                "%s: <break> of %g ms clamped to %d ms", self.tag, pause.requested_ms, pause.ms
+            )
+        rate = self.state.supervisor.sample_rate
+        assert rate is not None  # a slot is held, so a worker is ready
+        return round(rate * pause.ms / 1000)
+
+    async def _speak_text(
+        self, text: str, separator: str, out: AudioOut, *, language: str, speed: float,
+        seed: int | None, chunk_codes: int | None,
+    ) -> AsyncIterator[Piece]:  # fmt: skip
+        """One job: ``text`` on the held slot, its pieces, then its metrics."""
+        assert self._lease is not None
         job = new_job(
             self.state, text, language=language, voice_id=self.voice_id, speed=speed, seed=seed,
-            chunk_codes=chunk_codes,
+            chunk_codes=chunk_codes, normalize=self.normalize_text,
         )  # fmt: skip
         started = time.monotonic()
         out.start(text + separator, speed)

@@ -168,7 +168,8 @@ class SocketLink:
 
     def take_query(self, output_format: str | None = None) -> BalancerQuery:
         """Validate the query (``output_format`` overrides the URL's, as a ``ttsInitRequest``
-        may); the socket's seed, chunk size and inactivity timeout come from it."""
+        may); the socket's seed, chunk size, inactivity timeout, SSML parsing and text
+        normalisation come from it."""
         params = dict(self.query_params)
         if output_format:
             params["output_format"] = output_format
@@ -180,6 +181,8 @@ class SocketLink:
         assert isinstance(query, BalancerQuery)
         note_model_id(query.model_id)
         self.session.record.output_format = params["output_format"]
+        self.session.ssml = query.enable_ssml_parsing
+        self.session.normalize_text = query.apply_text_normalization != "off"
         self.query = query
         self.timeout_s = float(query.inactivity_timeout)
         self.chunk_codes = query.stream_chunk_size or self.settings.stream.chunk_codes
