@@ -198,7 +198,7 @@ def test_errors_are_the_sdks_typed_exceptions_with_our_messages(tone_server: Ser
             ({"response_format": "ogg"}, "response_format", "invalid_request"),
             ({"input": ""}, "input", "invalid_request"),
             ({"speed": 5.0}, "speed", "invalid_request"),
-            ({"input": "x" * 2001}, "input", "text_too_long"),
+            ({"input": "x" * 2001}, "input", "max_character_limit_exceeded"),
         ]
         for change, param, code in cases:
             request = {"model": "tts-1", "voice": "alloy", "input": "Hi.", **change}

@@ -297,7 +297,7 @@ class ScriptedBalancer:
         session = verify_request(SECRET, "POST", request.url.path, request.headers)
         self.seen.append((request.path_params["voice_id"], request.url.query, session))
         if self.busy:
-            return JSONResponse({"detail": {"status": "server_busy", "message": "busy"}}, 429)
+            return JSONResponse({"detail": {"status": "system_busy", "message": "busy"}}, 429)
         assert (await request.json()) == {"text": "Hi."}
 
         async def body() -> AsyncIterator[bytes]:

@@ -11,10 +11,12 @@ websocket dialects).
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -29,7 +31,9 @@ from xtts_balancer.settings import BalancerSettings
 from xtts_balancer.state import BalancerState
 from xtts_balancer.ws import stream_input
 from xtts_balancer.ws_multi import multi_stream_input
+from xtts_core.answer_headers import AnswerHeaders
 from xtts_core.asgi import LingeringClose
+from xtts_core.cluster import SESSION_ID_HEADER
 
 __all__ = ["create_app"]
 
@@ -65,7 +69,30 @@ def create_app(settings: BalancerSettings) -> Starlette:
         *playground_routes(settings),  # the browser page (playground.enabled)
     ]
     gate = Middleware(AdminGate, admin=settings.admin)  # admin key / admin listener
+    headers = Middleware(AnswerHeaders, request_id=_request_id, extra=_concurrency_headers)
     return Starlette(
-        routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose), gate],
+        routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose), headers, gate],
         exception_handlers={ApiError: api_error_response},
     )  # fmt: skip
+
+
+def _request_id(scope: MutableMapping[str, Any]) -> str:
+    """The id of an HTTP request: in broker mode the broker's session id (the request is
+    refused unless the broker signed it), else a fresh one."""
+    state = scope["app"].state.balancer
+    if state.broker is not None:
+        for name, value in scope["headers"]:
+            if name == SESSION_ID_HEADER.encode():
+                return str(value.decode("latin-1"))
+    return secrets.token_hex(8)
+
+
+def _concurrency_headers(scope: MutableMapping[str, Any]) -> list[tuple[str, str]]:
+    """ElevenLabs' concurrency headers from the slot pool: worker slots in use, and all slots of
+    the warm workers."""
+    pool = scope["app"].state.balancer.pool
+    busy = pool.capacity - pool.free_slots
+    return [
+        ("current-concurrent-requests", str(busy)),
+        ("maximum-concurrent-requests", str(pool.capacity)),
+    ]

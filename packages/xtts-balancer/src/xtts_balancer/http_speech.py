@@ -4,9 +4,10 @@
 their own bodies and render their own errors; between them and the session layer
 (:class:`~xtts_balancer.session.SpeechSession`) sits this module:
 
-- :func:`open_session`: a request admitted (draining, ``limits.max_sessions``, the broker's
-  signature or the key) and registered as a session; :func:`closed_on_failure` gives it all
-  back when what follows refuses the request;
+- :func:`admit_request`: a request admitted (draining, ``limits.max_sessions``, the broker's
+  signature or the key), named, logged and registered as a session; :func:`answer_refusals`
+  turns what refuses it into the dialect's error answer, records that answer and gives back all
+  the session took;
 - :func:`read_json`: the body, at most :data:`MAX_BODY_BYTES`;
 - :class:`Speech`: the admitted request holding its slot, its sentences spoken one job each into
   one encoder, cancelled by the client leaving or the drain;
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -36,7 +38,6 @@ from xtts_balancer.http_common import ApiError
 from xtts_balancer.http_models import CharacterAlignment
 from xtts_balancer.sending import AudioOut
 from xtts_balancer.session import SpeechSession, shutting_down
-from xtts_balancer.state import balancer_state
 from xtts_core.protocol import Alignment, AudioFormat, ErrorCode, request_api_key
 
 __all__ = [
@@ -44,10 +45,12 @@ __all__ = [
     "LeasedStream",
     "Speech",
     "SpeechPiece",
-    "closed_on_failure",
-    "open_session",
+    "admit_request",
+    "answer_refusals",
     "read_json",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Largest JSON body accepted (text is limited separately by ``limits.max_text_chars``).
 MAX_BODY_BYTES = 1 << 20
@@ -63,30 +66,39 @@ class SpeechPiece:
     duration_ms: float = 0.0
 
 
-def open_session(request: Request, voice_id: str, kind: str) -> SpeechSession:
-    """The request's session, admitted and registered (closed again if it is refused).
+def admit_request(session: SpeechSession, request: Request) -> None:
+    """Admit the request (draining, ``limits.max_sessions``, the broker's signature or the key),
+    name it (the broker's session id, else the request's id), log it and register it as open.
 
     Raises:
-        SessionError: ``shutting_down``, ``server_busy``, ``invalid_api_key``,
-            ``too_many_sessions``.
+        SessionError: what :meth:`SpeechSession.admit` refuses (``shutting_down``,
+            ``invalid_api_key``, the session limits).
     """
-    session = SpeechSession(balancer_state(request), voice_id, kind)
-    with closed_on_failure(session):
-        session.admit(
-            request.method, request.url.path, request.headers,
-            request_api_key(request.headers, request.query_params),
-        )  # fmt: skip
-        if session.needs_key:
-            session.authenticate(None)
-        session.open()
-    return session
+    session.admit(
+        request.method, request.url.path, request.headers,
+        request_api_key(request.headers, request.query_params),
+    )  # fmt: skip
+    if session.needs_key:
+        session.authenticate(None)
+    session.session_id = session.session_id or request.state.request_id
+    logger.info("%s: %s %s", session.tag, request.method, request.url.path)
+    session.open()
 
 
 @contextlib.contextmanager
-def closed_on_failure(session: SpeechSession) -> Iterator[None]:
-    """Close ``session`` (giving back all it took) if the body raises, and re-raise."""
+def answer_refusals(
+    session: SpeechSession, render: Callable[[SessionError | ApiError], ApiError]
+) -> Iterator[None]:
+    """Around a request's admission: a refusal raised in the body is re-raised as
+    ``render(refusal)`` (the dialect's error answer), recorded as the session's answer; whatever
+    is raised, the session is closed, giving back all it took."""
     try:
         yield
+    except (SessionError, ApiError) as exc:
+        error = render(exc)
+        session.record.answered(error.status_code, error.error)
+        session.close()
+        raise error from None
     except BaseException:
         session.close()
         raise

@@ -24,7 +24,8 @@ of this request's audio. Accepted and ignored:
 ``model_id`` (logged when it is not ours), ``previous_text``/``next_text`` and request ids
 (XTTS takes no context), ``optimize_streaming_latency`` (the first chunk is always small),
 ``voice_settings`` other than ``speed``, ``pronunciation_dictionary_locators``, ``audio_effects``
-and the normalisation switches.
+and ``apply_language_text_normalization``. ``apply_text_normalization: off`` is honoured (numbers,
+abbreviations and symbols are read as written), and so is ``<break time="…"/>`` in the text.
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ from xtts_balancer.http_speech import (
     LeasedStream,
     Speech,
     SpeechPiece,
-    closed_on_failure,
-    open_session,
+    admit_request,
+    answer_refusals,
     read_json,
 )
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.session import SpeechSession
+from xtts_balancer.state import balancer_state
 from xtts_core.protocol import (
     DEFAULT_CHUNK_LENGTH_SCHEDULE,
     ErrorCode,
@@ -84,29 +86,32 @@ CLIENT_CLOSED_REQUEST = 499
 
 async def _prepare(request: Request, *, streaming: bool) -> Speech:
     """Admit, validate and take a slot (every refusal happens here, before any audio)."""
-    try:
-        session = open_session(request, request.path_params["voice_id"], "http")
-    except SessionError as exc:
-        raise ApiError.from_session(exc) from None
-    try:
-        with closed_on_failure(session):
-            query_model = StreamingQuery if streaming else FileQuery
-            query = parse_model(query_model, dict(request.query_params), "query")
-            body = parse_model(SpeechRequest, await read_json(request), "body")
-            return await _admitted(session, query.output_format, body)
-    except SessionError as exc:
-        raise ApiError.from_session(exc) from None
+    session = SpeechSession(balancer_state(request), request.path_params["voice_id"], "http")
+    with answer_refusals(session, ApiError.from_refusal):
+        admit_request(session, request)
+        query_model = StreamingQuery if streaming else FileQuery
+        query = parse_model(query_model, dict(request.query_params), "query")
+        body = parse_model(SpeechRequest, await read_json(request), "body")
+        speech = await _admitted(session, query.output_format, body)
+        request.state.character_cost = len(body.text)  # the characters billed, as ElevenLabs does
+        return speech
 
 
 async def _admitted(
     session: SpeechSession, output_format: OutputFormat, body: SpeechRequest
 ) -> Speech:
     settings = session.settings
+    session.record.output_format = output_format.value
     note_model_id(body.model_id)
     limit = settings.limits.max_text_chars
     if len(body.text) > limit:
-        raise ApiError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {limit} characters")
+        raise ApiError(
+            ErrorCode.MAX_CHARACTER_LIMIT_EXCEEDED,
+            f"This request's text has {len(body.text)} characters and exceeds the character "
+            f"limit of {limit} characters.",
+        )
     language = base_language(body.language_code or settings.model.language)
+    session.normalize_text = body.apply_text_normalization != "off"
     _check_voice(session, language)
     await session.acquire_slot()
     _check_voice(session, language)  # the first worker may have just become ready
@@ -125,7 +130,7 @@ def _check_voice(session: SpeechSession, language: str) -> None:
         if exc.error == ErrorCode.INVALID_MESSAGE.value:
             raise ApiError.invalid(["body", "language_code"], exc.message) from None
         if exc.error == ErrorCode.VOICE_NOT_FOUND.value:
-            message = f"A voice for the voice_id {session.voice_id} was not found."
+            message = f"A voice for the voice_id {session.requested_voice_id} was not found."
             raise ApiError(ErrorCode.VOICE_NOT_FOUND, message) from None
         raise
 
@@ -141,12 +146,15 @@ async def _collect(request: Request, speech: Speech) -> list[SpeechPiece] | None
         if not collecting.done():
             logger.info("%s: the client left; generation cancelled", speech.session.tag)
             speech.end(SessionError("The client left.", ErrorCode.CLIENT_LEFT))
+            speech.session.record.answered(CLIENT_CLOSED_REQUEST, ErrorCode.CLIENT_LEFT.value)
             with contextlib.suppress(asyncio.CancelledError, SessionError):
                 await collecting
             return None
         return collecting.result()
     except SessionError as exc:
-        raise ApiError.from_session(exc) from None
+        error = ApiError.from_session(exc)
+        speech.session.record.answered(error.status_code, error.error)
+        raise error from None
     finally:
         client_gone.cancel()
         collecting.cancel()
@@ -228,6 +236,7 @@ async def _stream_bytes(prepared: Speech, lines: bool) -> AsyncIterator[bytes]:
         logger.warning(
             "%s: speech stream failed: %s (%s)", prepared.session.tag, exc.message, exc.error
         )
+        prepared.session.record.answered(200, exc.error)
         raise
 
 

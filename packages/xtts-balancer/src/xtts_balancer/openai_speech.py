@@ -10,14 +10,17 @@ of ``response_format``, ``sse`` sends ``data: {"type": "speech.audio.delta", "au
 events and a last ``speech.audio.done`` with ``usage`` (characters in, audio codes out).
 
 Everything that can be refused is checked before the first byte, and every refusal is OpenAI's
-error body (:func:`xtts_core.protocol.openai_error_body`): a bad key 401, a bad body 400 naming
-the field in ``param``, an unknown voice 400 with ``param: voice``, a full queue 429. A failure
+error body (:func:`xtts_core.protocol.openai_error`, raised as :class:`OpenAIApiError`): a bad
+key 401, a bad body 400 naming the field in ``param``, an unknown voice 400 with ``param:
+voice``, a full queue 429. Each refusal is the session's recorded answer. A failure
 after the first byte aborts the transfer (the client sees a truncated body) and is logged and
 counted by :meth:`~xtts_balancer.session.SpeechSession.record_failure`.
 
 ``voice`` (a name, or ``{"id": ...}``) resolves, first match wins: ``openai.voices`` (a name
 mapped to one of our voices), one of our voice ids, one of our voice names, one of OpenAI's
-built-in names (:data:`~xtts_balancer.openai_models.OPENAI_VOICES`: the default voice). The
+built-in names (:data:`~xtts_balancer.openai_models.OPENAI_VOICES`: the default voice); anything
+else goes on to :meth:`~xtts_balancer.session.SpeechSession.check_voice` (``model.voice_aliases``,
+``model.unknown_voice_fallback``, else 400 ``voice_not_found``). The
 language is ``model.language``; ``model`` is logged when it is not ours; ``instructions`` is
 accepted and ignored.
 """
@@ -40,8 +43,8 @@ from xtts_balancer.http_common import ApiError, check_caller
 from xtts_balancer.http_speech import (
     LeasedStream,
     Speech,
-    closed_on_failure,
-    open_session,
+    admit_request,
+    answer_refusals,
     read_json,
 )
 from xtts_balancer.models_api import ELEVENLABS_MODEL_IDS, MODEL_ID, note_model_id
@@ -64,7 +67,7 @@ from xtts_balancer.voices_api import voice_entries
 from xtts_core.protocol import (
     DEFAULT_CHUNK_LENGTH_SCHEDULE,
     ErrorCode,
-    openai_error_body,
+    openai_error,
     openai_status,
 )
 from xtts_core.text.limits import base_language
@@ -81,29 +84,27 @@ _MS_PER_CODE = 1024 / 22050 * 1000
 _STARTED = int(time.time())
 
 
-class OpenAIApiError(Exception):
-    """A refusal answered in OpenAI's error shape."""
+class OpenAIApiError(ApiError):
+    """A refusal answered in OpenAI's error shape (rendered by the app's :class:`ApiError`
+    handler like any other)."""
 
     def __init__(
         self, error: ErrorCode | str, message: str, param: str | None = None,
         status: int | None = None,
     ) -> None:  # fmt: skip
-        super().__init__(message)
-        self.error, self.message, self.param = error, message, param
-        self.status = status or openai_status(error)
+        status = status or openai_status(error)
+        super().__init__(error, message, status)
+        self.body = openai_error(error, message, param, status)
 
     @classmethod
-    def from_session(cls, exc: SessionError, param: str | None = None) -> OpenAIApiError:
-        return cls(exc.error, exc.message, param, exc.status)
-
-    @classmethod
-    def from_api(cls, exc: ApiError) -> OpenAIApiError:
-        status = None if exc.code == ErrorCode.INVALID_REQUEST.value else exc.status_code
-        return cls(exc.code, exc.message, status=status)
-
-    def response(self) -> Response:
-        body = openai_error_body(self.error, self.message, self.param, self.status)
-        return JSONResponse(body, status_code=self.status)
+    def from_refusal(cls, exc: SessionError | ApiError) -> ApiError:
+        """``exc`` in OpenAI's shape; a failed validation or a bad language is 400."""
+        if isinstance(exc, OpenAIApiError):
+            return exc
+        if isinstance(exc, SessionError):
+            return cls(exc.error, exc.message, status=exc.status)
+        keeps_status = exc.error != ErrorCode.INVALID_REQUEST.value
+        return cls(exc.error, exc.message, status=exc.status_code if keeps_status else None)
 
 
 def _parse(data: object) -> SpeechCreate:
@@ -133,13 +134,7 @@ def _resolve_voice(request: Request, voice: str | VoiceRef) -> str:
             return entry.voice_id
     if name.lower() in OPENAI_VOICES:
         return DEFAULT_VOICE_ID
-    if not served:  # no worker is ready yet: checked again once the slot is held
-        return name
-    raise OpenAIApiError(
-        ErrorCode.VOICE_NOT_FOUND,
-        f"Voice {name!r} was not found: use one of GET /v1/voices or an OpenAI voice name.",
-        "voice",
-    )
+    return name  # resolved further (aliases, the fallback) or refused by check_voice
 
 
 def _check_voice(session: SpeechSession, language: str) -> None:
@@ -147,26 +142,17 @@ def _check_voice(session: SpeechSession, language: str) -> None:
         session.check_voice(language)
     except SessionError as exc:
         param = "voice" if exc.error == ErrorCode.VOICE_NOT_FOUND.value else None
-        raise OpenAIApiError.from_session(exc, param) from None
+        raise OpenAIApiError(exc.error, exc.message, param, exc.status) from None
 
 
 async def _prepare(request: Request) -> tuple[Speech, SpeechCreate]:
     """Admit, validate and take a slot (every refusal happens here, before any audio)."""
-    try:
-        session = open_session(request, "", "openai")
-    except SessionError as exc:
-        raise OpenAIApiError.from_session(exc) from None
-    try:
-        with closed_on_failure(session):
-            return await _admitted(request, session)
-    except ApiError as exc:
-        refusal = OpenAIApiError.from_api(exc)
-    except SessionError as exc:
-        refusal = OpenAIApiError.from_session(exc)
-    except OpenAIApiError as exc:
-        refusal = exc
-    logger.info("%s: refused: %s (%s)", session.tag, refusal.message, refusal.error)
-    raise refusal
+    session = SpeechSession(balancer_state(request), "", "openai")
+    with answer_refusals(session, OpenAIApiError.from_refusal):
+        admit_request(session, request)
+        prepared = await _admitted(request, session)
+        request.state.character_cost = len(prepared[1].input)  # the characters billed
+        return prepared
 
 
 async def _admitted(request: Request, session: SpeechSession) -> tuple[Speech, SpeechCreate]:
@@ -175,9 +161,12 @@ async def _admitted(request: Request, session: SpeechSession) -> tuple[Speech, S
     limit = session.settings.limits.max_text_chars
     if len(body.input) > limit:
         raise OpenAIApiError(
-            ErrorCode.TEXT_TOO_LONG, f"input is longer than {limit} characters", "input"
+            ErrorCode.MAX_CHARACTER_LIMIT_EXCEEDED,
+            f"input has {len(body.input)} characters and exceeds the limit of {limit}.",
+            "input",
         )
-    session.voice_id = _resolve_voice(request, body.voice)
+    session.record.output_format = body.response_format
+    session.requested_voice_id = session.voice_id = _resolve_voice(request, body.voice)
     language = base_language(session.settings.model.language)
     _check_voice(session, language)
     await session.acquire_slot()
@@ -221,10 +210,7 @@ async def _events(speech: Speech, body: SpeechCreate) -> AsyncIterator[bytes]:
 
 async def audio_speech(request: Request) -> Response:
     """``POST /v1/audio/speech`` (see the module docstring)."""
-    try:
-        speech, body = await _prepare(request)
-    except OpenAIApiError as exc:
-        return exc.response()
+    speech, body = await _prepare(request)
     if body.stream_format == "sse":
         return LeasedStream(_events(speech, body), "text/event-stream", speech.release)
     media_type = CONTENT_TYPES[body.response_format]
@@ -237,7 +223,7 @@ async def audio_models(request: Request) -> Response:
     try:
         check_caller(request)
     except ApiError as exc:
-        return OpenAIApiError.from_api(exc).response()
+        raise OpenAIApiError.from_refusal(exc) from None
     ids = (MODEL_ID, *OPENAI_MODEL_IDS, *ELEVENLABS_MODEL_IDS)
     listing = OpenAIModelList(
         data=[OpenAIModel(id=i, created=_STARTED, owned_by="xtts-stream") for i in ids]

@@ -35,6 +35,7 @@ from xtts_balancer.http_tts import (
 from xtts_balancer.models_api import ModelResponse, list_models
 from xtts_balancer.openai_models import CONTENT_TYPES, OpenAIModelList, SpeechCreate
 from xtts_balancer.openai_speech import audio_models, audio_speech
+from xtts_balancer.tokens_api import SingleUseTokenResponse, create_single_use_token
 from xtts_balancer.voice_search_api import (
     VoiceSearchQuery,
     VoiceSearchResponse,
@@ -121,6 +122,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "The subscription: one unlimited self-hosted plan.", response=SubscriptionResponse),
     Endpoint("GET", "/v1/models", list_models, "The model this server runs.",
              response=ModelResponse, array=True),
+    Endpoint("POST", "/v1/single-use-token/tts_websocket", create_single_use_token,
+             "A token that admits one websocket (?single_use_token=) without a key.",
+             response=SingleUseTokenResponse),
     Endpoint("POST", "/v1/audio/speech", audio_speech,
              "OpenAI's speech API: audio streamed as it is made (or server-sent events).",
              SpeechCreate, media=_OPENAI_MEDIA,

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from xtts_balancer.backends.base import AUDIO_SUFFIXES, DEFAULT_VOICE_ID
+from xtts_balancer.errors import SessionError
 from xtts_balancer.http_common import ApiError, check_caller
 from xtts_balancer.state import balancer_state
 from xtts_core.protocol import ErrorCode, VoiceSettings
@@ -135,13 +136,21 @@ def _sidecar(library: Path, voice_id: str) -> Path | None:
     return library / f"{voice_id}{ADDED_VOICE_SUFFIX}"
 
 
-def require_voice(request: Request, voice_id: str) -> None:
-    """404 ``voice_not_found`` unless the workers serve ``voice_id``."""
-    voices = balancer_state(request).supervisor.voices
-    if voice_id not in voices:
+def require_voice(request: Request, voice_id: str, *, fallback: bool = True) -> str:
+    """The served voice ``voice_id`` names (itself, an alias's voice, or with the fallback the
+    default voice: :class:`~xtts_balancer.voice_names.VoiceNames`); 404 ``voice_not_found``
+    when none."""
+    state = balancer_state(request)
+    tag = f"{request.method} {request.url.path}"
+    try:
+        resolved: str | None = state.voice_names.resolve(voice_id, tag, fallback=fallback)
+    except SessionError:
+        resolved = None
+    if resolved is None or resolved not in state.supervisor.voices:
         raise ApiError(
             ErrorCode.VOICE_NOT_FOUND, f"A voice for the voice_id {voice_id} was not found."
         )
+    return resolved
 
 
 def voice_entries(request: Request) -> list[VoiceResponse]:
@@ -161,8 +170,7 @@ async def list_voices(request: Request) -> Response:
 async def get_voice(request: Request) -> Response:
     """``GET /v1/voices/{voice_id}``."""
     check_caller(request)
-    voice_id = request.path_params["voice_id"]
-    require_voice(request, voice_id)
+    voice_id = require_voice(request, request.path_params["voice_id"])
     voice = _describe(request, voice_id, _clip_ids(request))
     return JSONResponse(voice.model_dump(mode="json"))
 
@@ -170,8 +178,7 @@ async def get_voice(request: Request) -> Response:
 async def delete_voice(request: Request) -> Response:
     """``DELETE /v1/voices/{voice_id}``: only voices added through the API."""
     check_caller(request)
-    voice_id = request.path_params["voice_id"]
-    require_voice(request, voice_id)
+    voice_id = require_voice(request, request.path_params["voice_id"], fallback=False)
     library = _library(request)
     sidecar = _sidecar(library, voice_id) if library is not None else None
     if library is None or sidecar is None or not sidecar.is_file():

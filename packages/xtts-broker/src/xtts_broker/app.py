@@ -25,6 +25,7 @@ import contextlib
 import hmac
 import ipaddress
 import random
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
@@ -49,6 +50,7 @@ from xtts_broker.registry import Health, Registry
 from xtts_broker.router import Router
 from xtts_broker.settings import BrokerSettings, is_loopback_host
 from xtts_broker.state import BrokerState
+from xtts_core.answer_headers import AnswerHeaders
 from xtts_core.asgi import LingeringClose
 from xtts_core.cluster import (
     BALANCERS_PATH,
@@ -64,6 +66,7 @@ from xtts_core.cluster import (
     ReplayGuard,
     verify_request,
 )
+from xtts_core.single_use import SingleUseTokens
 
 __all__ = ["create_app"]
 
@@ -253,6 +256,7 @@ def create_app(
                 api_keys=ApiKeys(settings.auth.api_key_hashes),
                 http=http,
                 replays=ReplayGuard(settings.cluster.max_clock_skew_s),
+                single_use_tokens=SingleUseTokens(settings.auth.single_use_token_ttl_s),
             )
             yield
 
@@ -270,4 +274,9 @@ def create_app(
         *openai_routes(),  # OpenAI's speech API, relayed the same way
         *playground_routes(),  # the balancers' browser page, relayed
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose)])
+    # request-id on every answer: the session id a relayed request carries to its balancer
+    # (whose answer repeats it), a fresh one for the broker's own answers
+    headers = Middleware(AnswerHeaders, request_id=lambda scope: secrets.token_hex(8))
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose), headers]
+    )

@@ -16,7 +16,11 @@ Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-time
   ``routing.max_attempts``): a connection error or timeout (the balancer is also taken out of
   rotation until its next heartbeat, as for a websocket) or a "busy" answer, 429 or 503 (the
   HTTP form of close 1013; the balancer stays in rotation).
-- **Relay**: status, ``Content-Type`` and the other end-to-end headers, then the body chunk by
+- **Request id**: the session id is the request's ``request-id``
+  (:class:`xtts_core.answer_headers.AnswerHeaders`), which the balancer answers with too, so the
+  client's ``request-id`` names the session in the broker's and the balancer's logs alike.
+- **Relay**: status, ``Content-Type`` and the other end-to-end headers (the balancer's
+  ``character-cost`` and concurrency headers among them), then the body chunk by
   chunk as the balancer sends it. A balancer that fails mid-answer, or a broker that stops it at
   shutdown (:class:`~xtts_broker.state.BrokerState` drains HTTP answers like streams), aborts the
   connection, so the client sees a truncated transfer rather than a short file that looks
@@ -34,14 +38,15 @@ healthy balancer that answers serves them (503 ``no_balancer`` when none does). 
 (``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) is refused with 501: a balancer
 gives an added voice a random id in its own library, so a voice added through the broker would
 exist on one balancer while speech for it is routed to any. Voices of a cluster are provisioned
-in each balancer's voice library (``model.voices_dir``) instead.
+in each balancer's voice library (``model.voices_dir``) instead. Single-use tokens (``POST
+/v1/single-use-token/tts_websocket``) are minted and checked by the broker itself, in its memory:
+a token opens one websocket at the broker that minted it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlencode
@@ -53,6 +58,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from xtts_broker.registry import BalancerEntry
+from xtts_broker.route_log import RouteRecord
 from xtts_broker.router import Route as Routed
 from xtts_broker.state import BrokerState
 from xtts_core.cluster import sign_request
@@ -93,24 +99,32 @@ def _state(request: Request) -> BrokerState:
     return state
 
 
-def _error(error: ErrorCode, message: str) -> JSONResponse:
-    """The protocol's error body with the status of ``error`` (docs/protocol.md §4.4)."""
-    return JSONResponse(error_body(error, message), status_code=http_status(error.value))
+def _error(error: ErrorCode, message: str, record: RouteRecord | None = None) -> JSONResponse:
+    """The protocol's error body with the status of ``error`` (docs/protocol.md §4.4), noted
+    in ``record`` when one is given."""
+    status = http_status(error.value)
+    if record is not None:
+        record.refused(error.value, status)
+        record.write()
+    return JSONResponse(error_body(error, message), status_code=status)
 
 
-def _refusal(request: Request) -> Response | None:
-    """The answer to a request the broker does not take (draining, no valid key), else ``None``."""
+def _refusal(request: Request, record: RouteRecord | None = None) -> Response | None:
+    """The answer to a request the broker does not take (draining, no valid key), else ``None``;
+    ``record`` gets the key's id."""
     state = _state(request)
     if state.draining:
-        return _error(ErrorCode.SHUTTING_DOWN, "The broker is shutting down; retry in a moment.")
-    if state.settings.auth.enabled and not state.api_keys.check(
-        request_api_key(request.headers, request.query_params)
-    ):
+        message = "The broker is shutting down; retry in a moment."
+        return _error(ErrorCode.SHUTTING_DOWN, message, record)
+    key = request_api_key(request.headers, request.query_params)
+    if state.settings.auth.enabled and not state.api_keys.check(key):
         state.metrics.rejected.labels("auth").inc()
         return _error(
             ErrorCode.INVALID_API_KEY,
-            "Invalid or missing API key: send it in the xi-api-key header.",
-        )
+            "Invalid or missing API key: send it in the xi-api-key header.", record,
+        )  # fmt: skip
+    if record is not None:
+        record.key(key)
     return None
 
 
@@ -168,7 +182,11 @@ async def _send(
 
 async def speech(request: Request) -> Response | _Relay:
     """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]`` (module docstring)."""
-    refusal = _refusal(request)
+    state = _state(request)
+    session_id: str = request.state.request_id  # the answer's request-id (xtts_core.answer_headers)
+    voice = request.path_params.get("voice_id", "-")  # OpenAI's speech names it in the body
+    record = RouteRecord(session_id, "http", voice, state.settings.service.strategy)
+    refusal = _refusal(request, record)
     if refusal is not None:
         return refusal
     chunks: list[bytes] = []
@@ -176,11 +194,11 @@ async def speech(request: Request) -> Response | _Relay:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            return _error(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
+            message = f"body larger than {MAX_BODY_BYTES} bytes"
+            return _error(ErrorCode.PAYLOAD_TOO_LARGE, message, record)
         chunks.append(chunk)
     body = b"".join(chunks)
-    state = _state(request)
-    session_id = secrets.token_hex(8)
+    record.bytes_in = len(body)
     loop = asyncio.get_running_loop()
     started = loop.time()
     logger.info("session=%s client %s %s", session_id, request.method, request.url.path)
@@ -190,6 +208,7 @@ async def speech(request: Request) -> Response | _Relay:
         if route is None:
             break
         tried.add(route.entry.id)
+        record.tried(route.entry.id)
         try:
             response = await _send(state, route.entry, request, body, session_id)
         except BaseException:
@@ -201,11 +220,12 @@ async def speech(request: Request) -> Response | _Relay:
         state.registry.mark_connected(route.reservation)
         state.metrics.sessions.labels(route.entry.id).inc()
         state.metrics.routing_seconds.observe(loop.time() - started)
-        return _Relay(state, route, response, session_id)
+        return _Relay(state, route, response, record)
     state.metrics.rejected.labels("no_capacity").inc()
     if state.registry.routable():
-        return _error(ErrorCode.NO_CAPACITY, "Every balancer is busy; try again in a moment.")
-    return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.")
+        message = "Every balancer is busy; try again in a moment."
+        return _error(ErrorCode.NO_CAPACITY, message, record)
+    return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.", record)
 
 
 async def listing(request: Request) -> Response:
@@ -214,7 +234,7 @@ async def listing(request: Request) -> Response:
     if refusal is not None:
         return refusal
     state = _state(request)
-    session_id = secrets.token_hex(8)
+    session_id: str = request.state.request_id
     for entry in state.registry.routable()[: state.settings.routing.max_attempts]:
         response = await _send(state, entry, request, b"", session_id)
         if response is None:
@@ -244,6 +264,18 @@ async def voice_management(request: Request) -> Response:
     )
 
 
+async def single_use_token(request: Request) -> Response:
+    """``POST /v1/single-use-token/tts_websocket``: minted here, for a valid key, and checked by
+    this broker's websockets (:class:`xtts_core.single_use.SingleUseTokens`); never relayed,
+    since the balancer a socket is routed to is not known when the token is minted."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    token = _state(request).single_use_tokens.mint("broker")
+    logger.info("session=%s single-use token minted", request.state.request_id)
+    return JSONResponse({"token": token})
+
+
 class _Relay:
     """The ASGI answer streaming one balancer's response to the client.
 
@@ -252,12 +284,14 @@ class _Relay:
     """
 
     def __init__(
-        self, state: BrokerState, route: Routed, response: httpx.Response, session_id: str
+        self, state: BrokerState, route: Routed, response: httpx.Response, record: RouteRecord
     ) -> None:
         self._state = state
         self._route = route
         self._response = response
-        self._session_id = session_id
+        self._record = record
+        record.status = response.status_code
+        self._session_id = record.session_id
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
         self._closed = asyncio.Event()
@@ -294,16 +328,21 @@ class _Relay:
         # Returning without the body's last chunk is how an answer is cut off: the server
         # closes the connection and the client sees a broken body, never a short one that
         # looks complete (and no traceback lands in the log for an expected failure).
+        record = self._record
         if pump.done() and not pump.cancelled() and pump.exception() is None:
-            logger.info("session=%s answer from %s complete", self._session_id, entry.id)
+            record.answer_complete()
         elif gone.done() and not gone.cancelled():
             logger.info("session=%s client left; closed balancer %s", self._session_id, entry.id)
+            record.error = ErrorCode.CLIENT_LEFT.value
         elif pump.cancelled():
             logger.info(
                 "session=%s stopped by the broker's shutdown; answer cut off", self._session_id
             )
+            record.error = ErrorCode.SHUTTING_DOWN.value
         else:
             logger.info("session=%s answer from %s cut off", self._session_id, entry.id)
+            record.error = ErrorCode.BALANCER_FAILED.value
+        record.write()
 
     async def _forward(self, send: Send) -> None:
         response = self._response
@@ -316,6 +355,7 @@ class _Relay:
         )
         try:
             async for chunk in response.aiter_raw():
+                self._record.body_to_client(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.TransportError as exc:
             # The balancer stays in rotation, as for a websocket that fails after its first
@@ -353,5 +393,6 @@ def http_routes() -> list[Route]:
         ("/v1/voices/add", voice_management, ["POST"]),
         ("/v1/voices/{voice_id}", listing, ["GET"]),
         ("/v1/voices/{voice_id}", voice_management, ["DELETE"]),
+        ("/v1/single-use-token/tts_websocket", single_use_token, ["POST"]),
     ]
     return [Route(path, handler, methods=methods) for path, handler, methods in handlers]

@@ -14,6 +14,7 @@ from xtts_broker.registry import Registry
 from xtts_broker.router import Router
 from xtts_broker.settings import BrokerSettings
 from xtts_core.cluster import ApiKeys, ReplayGuard
+from xtts_core.single_use import SingleUseTokens
 
 __all__ = ["BrokerState", "Stoppable"]
 
@@ -41,6 +42,8 @@ class BrokerState:
     """Shared by capacity probes and proxied HTTP requests (one connection pool per broker)."""
     replays: ReplayGuard
     """Request ids of the balancers' signed requests seen while their signatures are valid."""
+    single_use_tokens: SingleUseTokens
+    """Tokens of ``POST /v1/single-use-token/tts_websocket``, each accepted by one socket here."""
     streams: set[Stoppable] = field(default_factory=set)
     draining: bool = False
     """Set at shutdown: /ready fails and new client streams are refused with 1001."""

@@ -82,6 +82,7 @@ from xtts_core.protocol.http import (
 from xtts_core.protocol.openai import (
     OpenAIError,
     OpenAIErrorResponse,
+    openai_error,
     openai_error_body,
     openai_status,
 )
@@ -148,6 +149,7 @@ __all__ = [
     "http_status",
     "invalid_message",
     "message_api_key",
+    "openai_error",
     "openai_error_body",
     "openai_status",
     "parse_client_message",

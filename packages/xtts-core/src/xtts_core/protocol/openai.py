@@ -6,7 +6,7 @@ the shape the ``openai`` SDKs turn into their typed exceptions (chosen by the HT
 ``code`` is our :class:`~xtts_core.protocol.ErrorCode` value and the status is
 :func:`~xtts_core.protocol.http_status` of it, except where OpenAI answers differently: an
 unknown voice is 400 (ElevenLabs: 404), a failed validation 400 (ElevenLabs: 422). ``type``
-follows the status as OpenAI names it (docs/protocol.md §4.5).
+follows the status as OpenAI names it (docs/protocol.md §4.6).
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ from pydantic import BaseModel
 
 from xtts_core.protocol.codes import ErrorCode, http_status
 
-__all__ = ["OpenAIError", "OpenAIErrorResponse", "openai_error_body", "openai_status"]
+__all__ = [
+    "OpenAIError",
+    "OpenAIErrorResponse",
+    "openai_error",
+    "openai_error_body",
+    "openai_status",
+]
 
 #: Statuses OpenAI answers where ours differ (everything else keeps :func:`http_status`).
 _OPENAI_STATUS = {
@@ -25,7 +31,6 @@ _OPENAI_STATUS = {
     ErrorCode.INVALID_REQUEST.value: 400,
     ErrorCode.INVALID_MESSAGE.value: 400,
     ErrorCode.UNSUPPORTED_OUTPUT_FORMAT.value: 400,
-    ErrorCode.TEXT_TOO_LONG.value: 400,
 }
 
 
@@ -56,13 +61,19 @@ def _error_type(status: int) -> str:
     return "invalid_request_error"
 
 
+def openai_error(
+    error: ErrorCode | str, message: str, param: str | None = None, status: int | None = None
+) -> OpenAIErrorResponse:
+    """An OpenAI-shaped error answer's body (its status: ``status``, else :func:`openai_status`)."""
+    code = error.value if isinstance(error, ErrorCode) else error
+    kind = _error_type(status or openai_status(code))
+    return OpenAIErrorResponse(
+        error=OpenAIError(message=message, type=kind, param=param, code=code)
+    )
+
+
 def openai_error_body(
     error: ErrorCode | str, message: str, param: str | None = None, status: int | None = None
 ) -> dict[str, Any]:
-    """The JSON body of an OpenAI-shaped error answer (status: :func:`openai_status`)."""
-    code = error.value if isinstance(error, ErrorCode) else error
-    kind = _error_type(status or openai_status(code))
-    body = OpenAIErrorResponse(
-        error=OpenAIError(message=message, type=kind, param=param, code=code)
-    )
-    return body.model_dump(mode="json")
+    """:func:`openai_error` as JSON."""
+    return openai_error(error, message, param, status).model_dump(mode="json")
