@@ -30,11 +30,10 @@ Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-time
 
 Listings (``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``, ``/v2/voices``, the
 voice settings, ``/v1/user`` and ``/v1/user/subscription``) hold no slot: the first
-healthy balancer that answers serves them (503 ``no_balancer`` when none does). Voice management
-(``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) is refused with 501: a balancer
-gives an added voice a random id in its own library, so a voice added through the broker would
-exist on one balancer while speech for it is routed to any. Voices of a cluster are provisioned
-in each balancer's voice library (``model.voices_dir``) instead.
+healthy balancer that answers serves them (503 ``no_balancer`` when none does); every routable
+balancer holds the fleet's voices (:mod:`xtts_broker.voice_sync`), so any of them lists the same.
+Voice management (``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) goes to every
+balancer (:mod:`xtts_broker.voice_api`).
 """
 
 from __future__ import annotations
@@ -216,32 +215,30 @@ async def listing(request: Request) -> Response:
     state = _state(request)
     session_id = secrets.token_hex(8)
     for entry in state.registry.routable()[: state.settings.routing.max_attempts]:
-        response = await _send(state, entry, request, b"", session_id)
-        if response is None:
-            continue
-        try:
-            content = await response.aread()
-        except httpx.TransportError as exc:
-            state.registry.mark_down(entry.id, f"answer broke off: {exc}")
-            continue
-        finally:
-            await response.aclose()
-        reply = Response(content, response.status_code)  # sets content-length only
-        reply.raw_headers.extend(_relayed_headers(response))
-        return reply
+        reply = await _answer(state, entry, request, b"", session_id)
+        if reply is not None:
+            return reply
     return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.")
 
 
-async def voice_management(request: Request) -> Response:
-    """``POST /v1/voices/add`` and ``DELETE /v1/voices/{voice_id}``: refused (module docstring)."""
-    refusal = _refusal(request)
-    if refusal is not None:
-        return refusal
-    return _error(
-        ErrorCode.NOT_SUPPORTED_BY_BROKER,
-        "Voices live in each balancer's own library: add or delete them on the balancers "
-        "(model.voices_dir), not through the broker.",
-    )
+async def _answer(
+    state: BrokerState, entry: BalancerEntry, request: Request, body: bytes, session_id: str
+) -> Response | None:
+    """``entry``'s whole answer to ``request`` as the client's response; ``None`` when the next
+    balancer should be tried (it failed, was busy, or broke off)."""
+    response = await _send(state, entry, request, body, session_id)
+    if response is None:
+        return None
+    try:
+        content = await response.aread()
+    except httpx.TransportError as exc:
+        state.registry.mark_down(entry.id, f"answer broke off: {exc}")
+        return None
+    finally:
+        await response.aclose()
+    reply = Response(content, response.status_code)  # sets content-length only
+    reply.raw_headers.extend(_relayed_headers(response))
+    return reply
 
 
 class _Relay:
@@ -350,8 +347,6 @@ def http_routes() -> list[Route]:
         ("/v1/voices/{voice_id}/settings", listing, ["GET"]),
         ("/v1/user", listing, ["GET"]),
         ("/v1/user/subscription", listing, ["GET"]),
-        ("/v1/voices/add", voice_management, ["POST"]),
         ("/v1/voices/{voice_id}", listing, ["GET"]),
-        ("/v1/voices/{voice_id}", voice_management, ["DELETE"]),
     ]
     return [Route(path, handler, methods=methods) for path, handler, methods in handlers]
