@@ -145,14 +145,18 @@ class Fleet:
         self, name: str, *, workers: int = 2, slots: int = 8, max_queue: int = 0,
         tone_ms_per_char: float = 20.0, realtime_factor: float = 1.0, xtts: bool = False,
         stall_timeout_s: float = 3.0, cluster: dict[str, Any] | None = None,
+        voices: Path | None = None,
     ) -> Server:  # fmt: skip
         """A balancer in broker mode; returns at once (it registers once its workers are warm).
 
         ``xtts`` runs the tiny random checkpoint instead of the tone backend;
         ``stall_timeout_s`` is how long a job may send nothing before its worker is killed;
-        ``cluster`` adds keys to its ``cluster:`` section (other brokers, say)."""
+        ``cluster`` adds keys to its ``cluster:`` section (other brokers, say); ``voices`` is
+        its own ``voices_dir`` instead of the fleet's shared one."""
         config = self._config(workers, slots, max_queue, tone_ms_per_char, realtime_factor, xtts)
         config["workers"]["stall_timeout_s"] = stall_timeout_s
+        if voices is not None:
+            config["model"]["voices_dir"] = str(voices)
         join_broker(config, name, self.broker.url, self.broker.port, SECRET)
         config["cluster"].update(cluster or {})
         return self._start(name, config, slots)
