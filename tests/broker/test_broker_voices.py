@@ -48,6 +48,12 @@ def wav_bytes(freq: float, seconds: float = 1.0, rate: int = 16000) -> bytes:
     return out.getvalue()
 
 
+def add(client: ElevenLabs, name: str, freq: float) -> str:
+    """The id of a voice ``name`` added through the broker with the SDK from a ``freq`` tone."""
+    files = [("ref.wav", wav_bytes(freq), "audio/wav")]
+    return client.voices.ivc.create(name=name, files=files).voice_id
+
+
 class Fleet:
     """The broker and its tone balancers by name, each balancer with its own library."""
 
@@ -166,10 +172,7 @@ def test_sdk_adds_a_voice_on_every_balancer_and_deletes_it_everywhere(
 def test_a_balancer_registering_later_gets_the_voices_before_it_is_routed_to(
     fleet: Fleet, client: ElevenLabs
 ) -> None:
-    audio = wav_bytes(330)
-    voice_id = client.voices.ivc.create(
-        name="Early", files=[("a.wav", audio, "audio/wav")]
-    ).voice_id
+    voice_id = add(client, "Early", 330)
     try:
         fleet.start("late")  # returns once "late" is in rotation: it must hold the voice by then
         assert (fleet.library("late") / f"{voice_id}.wav").is_file()
@@ -185,10 +188,7 @@ def test_a_balancer_registering_later_gets_the_voices_before_it_is_routed_to(
 def test_a_voice_deleted_while_a_balancer_was_away_does_not_come_back(
     fleet: Fleet, client: ElevenLabs
 ) -> None:
-    audio = wav_bytes(440)
-    voice_id = client.voices.ivc.create(
-        name="Brief", files=[("b.wav", audio, "audio/wav")]
-    ).voice_id
+    voice_id = add(client, "Brief", 440)
     fleet.stop("west")  # its library keeps the voice while it is away
     assert (fleet.library("west") / f"{voice_id}.wav").is_file()
     assert client.voices.delete(voice_id).status == "ok"

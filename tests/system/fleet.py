@@ -31,6 +31,7 @@ import psutil
 import yaml
 from balancer_server import Server, base_config, join_broker, start_server, stop_process
 from broker_servers import CLIENT_KEY, SECRET
+from prometheus_client.parser import text_string_to_metric_families
 
 from xtts_core.cluster import hash_api_key
 
@@ -301,6 +302,15 @@ class Fleet:
             and listing[name]["reserved"] == 0
             for name in wanted
         )
+
+    def sessions_served(self) -> dict[str, float]:
+        """``xtts_sessions_total`` of each balancer, from its own ``/metrics``."""
+        served = {}
+        for name, server in self.balancers.items():
+            text = self.http.get(server.http_url + "/metrics").text
+            samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+            served[name] = next(s.value for s in samples if s.name == "xtts_sessions_total")
+        return served
 
     def capacity(self) -> int:
         return sum(self.idle(name)[1] for name in self.balancers)

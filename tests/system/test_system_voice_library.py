@@ -25,7 +25,6 @@ import pytest
 import soundfile
 from broker_servers import SECRET
 from fleet import CLIENT_KEY, BrokerProcess, Fleet, eventually
-from prometheus_client.parser import text_string_to_metric_families
 
 from xtts_core.cluster import sign_request
 
@@ -88,15 +87,6 @@ def ready(fleet: Fleet, broker: BrokerProcess) -> set[str]:
     return {n for n, e in listing.items() if e["health"] == "healthy" and e["voices_ready"]}
 
 
-def sessions_served(fleet: Fleet) -> dict[str, float]:
-    served = {}
-    for name, server in fleet.balancers.items():
-        text = httpx.get(server.http_url + "/metrics", timeout=5).text
-        samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
-        served[name] = next(s.value for s in samples if s.name == "xtts_sessions_total")
-    return served
-
-
 async def _speak_together(base: str, voice_id: str, count: int) -> list[tuple[int, int]]:
     """``count`` streamed speech requests for ``voice_id`` through ``base`` at once:
     ``(status, audio bytes)`` of each."""
@@ -111,10 +101,10 @@ async def _speak_together(base: str, voice_id: str, count: int) -> list[tuple[in
 
 
 def speak_on_every_balancer(fleet: Fleet, broker: BrokerProcess, voice_id: str) -> None:
-    before = sessions_served(fleet)
+    before = fleet.sessions_served()
     answers = asyncio.run(_speak_together(broker.url, voice_id, len(fleet.balancers)))
     assert all(status == 200 and size > 0 for status, size in answers), (answers, fleet.logs())
-    after = sessions_served(fleet)
+    after = fleet.sessions_served()
     assert {n: after[n] - before[n] for n in fleet.balancers} == dict.fromkeys(fleet.balancers, 1)
     eventually(fleet.at_rest, "the balancers idle again", 30)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
@@ -104,6 +105,14 @@ async def _voice(request: Request) -> Response:
         return _error(409, "this balancer has no voice library (model.voices_dir)")
     if sidecar_path(library, voice_id) is None:
         return _error(422, f"{voice_id!r} is not a voice id")
+    async with state.library_lock:  # the check and the change together (voice_store's invariant)
+        return await _change(request, state, library, voice_id, body)
+
+
+async def _change(
+    request: Request, state: BalancerState, library: Path, voice_id: str, body: bytes
+) -> Response:
+    """The answer to a request for one voice, decided and made under the library lock."""
     try:
         held = read_meta(library, voice_id)
     except (OSError, ValidationError) as exc:

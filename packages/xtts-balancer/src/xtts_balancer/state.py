@@ -72,6 +72,8 @@ class BalancerState:
         self.key_sessions: collections.Counter[str] = collections.Counter()
         self.draining = False
         self.replay_guard = ReplayGuard(settings.cluster.max_clock_skew_s)
+        self.library_lock = asyncio.Lock()
+        """Held while a change to the voice library is decided and made (voice_store)."""
         workers = settings.workers
         configs = [
             WorkerConfig(

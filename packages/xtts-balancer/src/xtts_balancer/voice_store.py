@@ -8,8 +8,10 @@ deleted voice leaves ``<voice_id>.deleted.json`` (a tombstone with the time of t
 :func:`manifest` reports so that the brokers never copy the voice back from a balancer that
 missed the delete (:mod:`xtts_core.cluster_voices`).
 
-The invariant a changer must keep: the clip appears last, by an atomic rename, so a worker that
-scans the library never reads half a file, and a voice with a clip always has its sidecar.
+The invariants a changer must keep: files appear by atomic renames, the clip last, so a worker
+that scans the library never reads half a file and a voice with a clip always has its sidecar;
+and every change to the library happens under the balancer's ``library_lock``
+(:class:`~xtts_balancer.state.BalancerState`), with the check that decides it, so a copy from the fleet and a delete cannot interleave and bring a deleted voice back.
 """
 
 from __future__ import annotations
@@ -114,7 +116,9 @@ def _publish(library: Path, voice_id: str, partial: Path, meta: VoiceMeta) -> No
     if sidecar is None:
         partial.unlink(missing_ok=True)
         raise ValueError(f"{voice_id!r} is not a voice id")
-    sidecar.write_text(meta.model_dump_json(), encoding="utf-8")
+    written = library / f".{voice_id}.meta.partial"
+    written.write_text(meta.model_dump_json(), encoding="utf-8")
+    written.replace(sidecar)  # atomic too: adding a voice again rewrites a sidecar in use
     partial.replace(library / f"{voice_id}.wav")
     (library / f"{voice_id}{TOMBSTONE_SUFFIX}").unlink(missing_ok=True)
 

@@ -162,15 +162,16 @@ async def delete_voice(request: Request) -> Response:
     require_voice(request, voice_id)
     state = balancer_state(request)
     library = _library(request)
-    if library is None or read_meta(library, voice_id) is None:
-        raise ApiError(
-            ErrorCode.VOICE_NOT_DELETABLE,
-            f"Voice {voice_id} comes from the server's configuration and cannot be deleted.",
-        )
-    state.supervisor.remove_voice(voice_id)
-    remove(library, voice_id)
-    if state.broker is not None:
-        tombstone(library, voice_id, time.time())
+    async with state.library_lock:
+        if library is None or read_meta(library, voice_id) is None:
+            raise ApiError(
+                ErrorCode.VOICE_NOT_DELETABLE,
+                f"Voice {voice_id} comes from the server's configuration and cannot be deleted.",
+            )
+        state.supervisor.remove_voice(voice_id)
+        remove(library, voice_id)
+        if state.broker is not None:
+            tombstone(library, voice_id, time.time())
     logger.info("deleted voice %s", voice_id)
     return JSONResponse({"status": "ok"})
 
@@ -205,8 +206,9 @@ async def add_voice(request: Request) -> Response:
     names = [upload.filename or f"file {i + 1}" for i, upload in enumerate(uploads)]
     clip = await asyncio.to_thread(_join_clips, contents, names)
     voice_id = content_id(contents)
-    await asyncio.to_thread(store, library, voice_id, clip, meta)
-    state.supervisor.add_voice(voice_id)
+    async with state.library_lock:
+        await asyncio.to_thread(store, library, voice_id, clip, meta)
+        state.supervisor.add_voice(voice_id)
     logger.info("added voice %s (%r, %d files)", voice_id, meta.name, len(uploads))
     return JSONResponse(AddVoiceResponse(voice_id=voice_id).model_dump(mode="json"))
 

@@ -165,19 +165,26 @@ async def _send(
     return response
 
 
+async def _body(request: Request, limit: int, too_large: str) -> bytes | Response:
+    """The request body, or 413 with the message ``too_large`` once it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return _error(ErrorCode.PAYLOAD_TOO_LARGE, too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def speech(request: Request) -> Response | _Relay:
     """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]`` (module docstring)."""
     refusal = _refusal(request)
     if refusal is not None:
         return refusal
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return _error(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await _body(request, MAX_BODY_BYTES, f"body larger than {MAX_BODY_BYTES} bytes")
+    if isinstance(body, Response):
+        return body
     state = _state(request)
     session_id = secrets.token_hex(8)
     loop = asyncio.get_running_loop()

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from xtts_broker.http_proxy import _answer, _error, _refusal, _state
+from xtts_broker.http_proxy import _answer, _body, _error, _refusal, _state
 from xtts_broker.registry import BalancerEntry
 from xtts_broker.state import BrokerState
 from xtts_core.protocol import ErrorCode
@@ -47,16 +47,10 @@ async def _upload(request: Request, limit: int) -> bytes | Response:
     length = request.headers.get("content-length")
     if length is None:
         return _error(ErrorCode.LENGTH_REQUIRED, "Send the upload with a Content-Length.")
+    too_large = f"The upload is larger than {limit} bytes."
     if not length.isdigit() or int(length) > limit:
-        return _error(ErrorCode.PAYLOAD_TOO_LARGE, f"The upload is larger than {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return _error(ErrorCode.PAYLOAD_TOO_LARGE, f"The upload is larger than {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        return _error(ErrorCode.PAYLOAD_TOO_LARGE, too_large)
+    return await _body(request, limit, too_large)
 
 
 def _voice_id(reply: Response) -> str | None:
