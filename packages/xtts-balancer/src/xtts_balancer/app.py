@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, WebSocketRoute
 
 from xtts_balancer.admin import AdminGate
+from xtts_balancer.cluster_voices_api import cluster_voice_routes
 from xtts_balancer.http_common import ApiError, api_error_response
 from xtts_balancer.openapi import api_routes
 from xtts_balancer.ops import ops_routes
@@ -67,6 +68,7 @@ def create_app(settings: BalancerSettings) -> Starlette:
         WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
         *api_routes(),  # HTTP speech, voices, models, /openapi.json
         *playground_routes(settings),  # the browser page (playground.enabled)
+        *cluster_voice_routes(),  # the fleet's voice library (broker mode)
     ]
     gate = Middleware(AdminGate, admin=settings.admin)  # admin key / admin listener
     headers = Middleware(AnswerHeaders, request_id=_request_id, extra=_concurrency_headers)

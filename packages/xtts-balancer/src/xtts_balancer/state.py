@@ -76,6 +76,8 @@ class BalancerState:
         self.replay_guard = ReplayGuard(settings.cluster.max_clock_skew_s)
         self.single_use_tokens = SingleUseTokens(settings.auth.single_use_token_ttl_s)
         """Tokens of ``POST /v1/single-use-token/tts_websocket``, each accepted by one socket."""
+        self.library_lock = asyncio.Lock()
+        """Held while a change to the voice library is decided and made (voice_store)."""
         workers = settings.workers
         configs = [
             WorkerConfig(

@@ -12,8 +12,9 @@ Routes:
 - ``POST /v1/text-to-speech/{voice_id}`` (and ``/stream``, ``/with-timestamps``,
   ``/stream/with-timestamps``), ``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``,
   ``/v2/voices``, the voice settings, ``/v1/user`` and ``/v1/user/subscription``: the
-  balancers' HTTP API, relayed by :mod:`xtts_broker.http_proxy` (which also answers voice
-  management with 501).
+  balancers' HTTP API, relayed by :mod:`xtts_broker.http_proxy`.
+- ``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``: the fleet's voice library, on every
+  balancer (:mod:`xtts_broker.voice_api`), kept equal by :mod:`xtts_broker.voice_sync`.
 - ``GET /health`` (the process answers), ``GET /ready`` (at least one healthy balancer and not
   shutting down), ``GET /metrics`` (Prometheus).
 - ``GET /`` and ``/playground/...``: the balancers' browser page (:mod:`xtts_broker.playground`).
@@ -21,6 +22,7 @@ Routes:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import ipaddress
@@ -50,6 +52,8 @@ from xtts_broker.registry import Health, Registry
 from xtts_broker.router import Router
 from xtts_broker.settings import BrokerSettings, is_loopback_host
 from xtts_broker.state import BrokerState
+from xtts_broker.voice_api import voice_routes
+from xtts_broker.voice_sync import VoiceSync
 from xtts_core.answer_headers import AnswerHeaders
 from xtts_core.asgi import LingeringClose
 from xtts_core.cluster import (
@@ -146,7 +150,9 @@ async def register(request: Request) -> Response:
     problem = _address_problem(parsed, state.settings.service.on_loopback)
     if problem is not None:
         return _error(422, problem)
-    state.registry.register(parsed)
+    entry = state.registry.register(parsed)
+    if state.voice_sync is not None:
+        await state.voice_sync.admit(entry)
     cluster = state.settings.cluster
     reply = RegistrationAccepted(
         heartbeat_interval_s=cluster.heartbeat_interval_s, heartbeat_ttl_s=cluster.heartbeat_ttl_s
@@ -189,6 +195,7 @@ async def balancers(request: Request) -> Response:
             "version": e.registration.version,
             "health": registry.health(e).value,
             "down_reason": e.down_reason,
+            "voices_ready": e.voices_ready,
             "capacity": e.capacity,
             "idle": e.idle,
             "reserved": e.pending,
@@ -248,6 +255,7 @@ def create_app(
         # and the balancers' own slot limits are what bound them.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         async with httpx.AsyncClient(limits=limits) as http:
+            voice_sync = VoiceSync(settings, registry, http)
             app.state.broker = BrokerState(
                 settings=settings,
                 registry=registry,
@@ -257,8 +265,15 @@ def create_app(
                 http=http,
                 replays=ReplayGuard(settings.cluster.max_clock_skew_s),
                 single_use_tokens=SingleUseTokens(settings.auth.single_use_token_ttl_s),
+                voice_sync=voice_sync,
             )
-            yield
+            syncing = asyncio.create_task(voice_sync.run())
+            try:
+                yield
+            finally:
+                syncing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await syncing
 
     routes = [
         Route(REGISTER_PATH, register, methods=["POST"]),
@@ -272,6 +287,7 @@ def create_app(
         WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
         *http_routes(),
         *openai_routes(),  # OpenAI's speech API, relayed the same way
+        *voice_routes(),
         *playground_routes(),  # the balancers' browser page, relayed
     ]
     # request-id on every answer: the session id a relayed request carries to its balancer

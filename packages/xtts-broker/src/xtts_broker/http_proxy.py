@@ -16,9 +16,8 @@ Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-time
   ``routing.max_attempts``): a connection error or timeout (the balancer is also taken out of
   rotation until its next heartbeat, as for a websocket) or a "busy" answer, 429 or 503 (the
   HTTP form of close 1013; the balancer stays in rotation).
-- **Request id**: the session id is the request's ``request-id``
-  (:class:`xtts_core.answer_headers.AnswerHeaders`), which the balancer answers with too, so the
-  client's ``request-id`` names the session in the broker's and the balancer's logs alike.
+- **Request id**: the session id is the request's ``request-id`` (:mod:`xtts_core.answer_headers`),
+  so it names the session in the broker's and the balancer's logs alike.
 - **Relay**: status, ``Content-Type`` and the other end-to-end headers (the balancer's
   ``character-cost`` and concurrency headers among them), then the body chunk by
   chunk as the balancer sends it. A balancer that fails mid-answer, or a broker that stops it at
@@ -26,19 +25,15 @@ Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-time
   connection, so the client sees a truncated transfer rather than a short file that looks
   complete, as when it talks to a balancer. A client that leaves closes the balancer's
   connection at once, which cancels the job there.
-- **No capacity**: when every attempt found the balancer busy or broken, 429 ``no_capacity``
-  while some balancer is still healthy (busy: retry later, as ElevenLabs answers a full
-  concurrency quota), 503 ``no_balancer`` when none is. Every refusal is the protocol's error
-  body (:func:`xtts_core.protocol.error_body`, §4.4), which the official SDK turns into an
-  ``ApiError``.
+- **No capacity**: every attempt busy or broken is 429 ``no_capacity`` while some balancer is
+  healthy, else 503 ``no_balancer``; every refusal is the protocol's error body (§4.4).
 
 Listings (``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``, ``/v2/voices``, the
 voice settings, ``/v1/user`` and ``/v1/user/subscription``) hold no slot: the first
-healthy balancer that answers serves them (503 ``no_balancer`` when none does). Voice management
-(``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) is refused with 501: a balancer
-gives an added voice a random id in its own library, so a voice added through the broker would
-exist on one balancer while speech for it is routed to any. Voices of a cluster are provisioned
-in each balancer's voice library (``model.voices_dir``) instead. Single-use tokens (``POST
+healthy balancer that answers serves them (503 ``no_balancer`` when none does); every routable
+balancer holds the fleet's voices (:mod:`xtts_broker.voice_sync`), so any of them lists the same.
+Voice management (``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) goes to every
+balancer (:mod:`xtts_broker.voice_api`). Single-use tokens (``POST
 /v1/single-use-token/tts_websocket``) are minted and checked by the broker itself, in its memory:
 a token opens one websocket at the broker that minted it.
 """
@@ -180,6 +175,21 @@ async def _send(
     return response
 
 
+async def _body(
+    request: Request, limit: int, too_large: str, record: RouteRecord | None = None
+) -> bytes | Response:
+    """The request body, or 413 with the message ``too_large`` (noted in ``record``) once it
+    passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return _error(ErrorCode.PAYLOAD_TOO_LARGE, too_large, record)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def speech(request: Request) -> Response | _Relay:
     """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]`` (module docstring)."""
     state = _state(request)
@@ -189,15 +199,10 @@ async def speech(request: Request) -> Response | _Relay:
     refusal = _refusal(request, record)
     if refusal is not None:
         return refusal
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            message = f"body larger than {MAX_BODY_BYTES} bytes"
-            return _error(ErrorCode.PAYLOAD_TOO_LARGE, message, record)
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    message = f"body larger than {MAX_BODY_BYTES} bytes"
+    body = await _body(request, MAX_BODY_BYTES, message, record)
+    if isinstance(body, Response):
+        return body
     record.bytes_in = len(body)
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -236,32 +241,30 @@ async def listing(request: Request) -> Response:
     state = _state(request)
     session_id: str = request.state.request_id
     for entry in state.registry.routable()[: state.settings.routing.max_attempts]:
-        response = await _send(state, entry, request, b"", session_id)
-        if response is None:
-            continue
-        try:
-            content = await response.aread()
-        except httpx.TransportError as exc:
-            state.registry.mark_down(entry.id, f"answer broke off: {exc}")
-            continue
-        finally:
-            await response.aclose()
-        reply = Response(content, response.status_code)  # sets content-length only
-        reply.raw_headers.extend(_relayed_headers(response))
-        return reply
+        reply = await _answer(state, entry, request, b"", session_id)
+        if reply is not None:
+            return reply
     return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.")
 
 
-async def voice_management(request: Request) -> Response:
-    """``POST /v1/voices/add`` and ``DELETE /v1/voices/{voice_id}``: refused (module docstring)."""
-    refusal = _refusal(request)
-    if refusal is not None:
-        return refusal
-    return _error(
-        ErrorCode.NOT_SUPPORTED_BY_BROKER,
-        "Voices live in each balancer's own library: add or delete them on the balancers "
-        "(model.voices_dir), not through the broker.",
-    )
+async def _answer(
+    state: BrokerState, entry: BalancerEntry, request: Request, body: bytes, session_id: str
+) -> Response | None:
+    """``entry``'s whole answer to ``request`` as the client's response; ``None`` when the next
+    balancer should be tried (it failed, was busy, or broke off)."""
+    response = await _send(state, entry, request, body, session_id)
+    if response is None:
+        return None
+    try:
+        content = await response.aread()
+    except httpx.TransportError as exc:
+        state.registry.mark_down(entry.id, f"answer broke off: {exc}")
+        return None
+    finally:
+        await response.aclose()
+    reply = Response(content, response.status_code)  # sets content-length only
+    reply.raw_headers.extend(_relayed_headers(response))
+    return reply
 
 
 async def single_use_token(request: Request) -> Response:
@@ -390,9 +393,7 @@ def http_routes() -> list[Route]:
         ("/v1/voices/{voice_id}/settings", listing, ["GET"]),
         ("/v1/user", listing, ["GET"]),
         ("/v1/user/subscription", listing, ["GET"]),
-        ("/v1/voices/add", voice_management, ["POST"]),
         ("/v1/voices/{voice_id}", listing, ["GET"]),
-        ("/v1/voices/{voice_id}", voice_management, ["DELETE"]),
         ("/v1/single-use-token/tts_websocket", single_use_token, ["POST"]),
     ]
     return [Route(path, handler, methods=methods) for path, handler, methods in handlers]

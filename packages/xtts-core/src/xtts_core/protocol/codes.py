@@ -122,7 +122,6 @@ class ErrorCode(str, Enum):
     # Voice management.
     VOICE_NOT_DELETABLE = "voice_not_deletable"
     VOICE_LIBRARY_DISABLED = "voice_library_disabled"
-    NOT_SUPPORTED_BY_BROKER = "not_supported_by_broker"
 
 
 #: The HTTP status of each error code an HTTP endpoint answers with (§4.4, §5).
@@ -145,7 +144,6 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.VOICE_NOT_DELETABLE: 403,
     ErrorCode.VOICE_LIBRARY_DISABLED: 409,
-    ErrorCode.NOT_SUPPORTED_BY_BROKER: 501,
 }
 
 
