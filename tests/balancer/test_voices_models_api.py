@@ -261,6 +261,7 @@ def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server
         "/v1/voices/{voice_id}", "/v1/voices/add", "/v1/models", "/v2/voices",
         "/v1/voices/settings/default", "/v1/voices/{voice_id}/settings", "/v1/user",
         "/v1/user/subscription",
+        "/v1/single-use-token/tts_websocket",
     }  # fmt: skip
     assert set(document["paths"]["/v1/voices/{voice_id}"]) == {"get", "delete"}
     schemas = document["components"]["schemas"]
