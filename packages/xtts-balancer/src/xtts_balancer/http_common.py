@@ -48,6 +48,7 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         code = error.value if isinstance(error, ErrorCode) else error
+        self.error = code
         self.status_code = status_code or http_status(code)
         self.body: BaseModel = ErrorResponse(detail=ErrorDetail(status=code, message=message))
 

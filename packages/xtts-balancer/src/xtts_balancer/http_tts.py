@@ -24,7 +24,8 @@ of this request's audio. Accepted and ignored:
 ``model_id`` (logged when it is not ours), ``previous_text``/``next_text`` and request ids
 (XTTS takes no context), ``optimize_streaming_latency`` (the first chunk is always small),
 ``voice_settings`` other than ``speed``, ``pronunciation_dictionary_locators``, ``audio_effects``
-and the normalisation switches.
+and ``apply_language_text_normalization``. ``apply_text_normalization: off`` is honoured (numbers,
+abbreviations and symbols are read as written), and so is ``<break time="…"/>`` in the text.
 """
 
 from __future__ import annotations
@@ -198,9 +199,11 @@ async def _prepare(request: Request, *, streaming: bool) -> _Speech:
         speech = await _admitted(session, query.output_format, body)
         request.state.character_cost = len(body.text)  # the characters billed, as ElevenLabs does
         return speech
-    except SessionError as exc:
+    except (SessionError, ApiError) as exc:
+        error = ApiError.from_session(exc) if isinstance(exc, SessionError) else exc
+        session.record.answered(error.status_code, error.error)
         session.close()
-        raise ApiError.from_session(exc) from None
+        raise error from None
     except BaseException:
         session.close()
         raise
@@ -210,6 +213,7 @@ async def _admitted(
     session: SpeechSession, output_format: OutputFormat, body: SpeechRequest
 ) -> _Speech:
     settings = session.settings
+    session.record.output_format = output_format.value
     note_model_id(body.model_id)
     limit = settings.limits.max_text_chars
     if len(body.text) > limit:
@@ -219,6 +223,7 @@ async def _admitted(
             f"limit of {limit} characters.",
         )
     language = base_language(body.language_code or settings.model.language)
+    session.normalize_text = body.apply_text_normalization != "off"
     _check_voice(session, language)
     await session.acquire_slot()
     _check_voice(session, language)  # the first worker may have just become ready
@@ -291,12 +296,15 @@ async def _collect(request: Request, speech: _Speech) -> list[_Piece] | None:
         if not collecting.done():
             logger.info("%s: the client left; generation cancelled", speech.session.tag)
             speech.end(SessionError("The client left.", ErrorCode.CLIENT_LEFT))
+            speech.session.record.answered(CLIENT_CLOSED_REQUEST, ErrorCode.CLIENT_LEFT.value)
             with contextlib.suppress(asyncio.CancelledError, SessionError):
                 await collecting
             return None
         return collecting.result()
     except SessionError as exc:
-        raise ApiError.from_session(exc) from None
+        error = ApiError.from_session(exc)
+        speech.session.record.answered(error.status_code, error.error)
+        raise error from None
     finally:
         client_gone.cancel()
         collecting.cancel()
@@ -378,6 +386,7 @@ async def _stream_bytes(prepared: _Speech, lines: bool) -> AsyncIterator[bytes]:
         logger.warning(
             "%s: speech stream failed: %s (%s)", prepared.session.tag, exc.message, exc.error
         )
+        prepared.session.record.answered(200, exc.error)
         raise
 
 

@@ -71,16 +71,17 @@ async def acquire_slot(state: BalancerState) -> Lease:
 
 def new_job(
     state: BalancerState, text: str, *, language: str, voice_id: str, speed: float,
-    seed: int | None, chunk_codes: int | None = None,
+    seed: int | None, chunk_codes: int | None = None, normalize: bool = True,
 ) -> Job:  # fmt: skip
-    """One segment's job with the model and stream settings filled in."""
+    """One segment's job with the model and stream settings filled in (``normalize`` off: the
+    worker speaks numbers, abbreviations and symbols as written)."""
     settings = state.settings
     return Job(
         job_id=state.supervisor.next_job_id(), text=text, language=language, voice_id=voice_id,
         speed=speed, seed=seed, max_new_codes=settings.model.max_new_codes,
         first_chunk_codes=settings.stream.first_chunk_codes,
         chunk_codes=chunk_codes or settings.stream.chunk_codes,
-        denoise=settings.model.noise_reduction,
+        denoise=settings.model.noise_reduction, normalize=normalize,
     )  # fmt: skip
 
 

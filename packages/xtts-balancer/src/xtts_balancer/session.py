@@ -12,10 +12,13 @@ own replies; everything between is here, written once:
 - **the voice** (:meth:`~SpeechSession.check_voice`) and its language;
 - **the worker slot** (:meth:`~SpeechSession.slot`): FIFO queue, ``system_busy`` when full,
   ``too_many_concurrent_requests`` when timed out;
-- **one segment spoken** (:meth:`~SpeechSession.speak`): the job on the leased worker, its audio
-  as :class:`~xtts_balancer.sending.Piece` s with alignment, its metrics and generation-log line;
+- **one segment spoken** (:meth:`~SpeechSession.speak`): its ``<break>`` pauses and SSML
+  (``ssml``), a job per stretch of text on the leased worker (``normalize_text``), its audio as
+  :class:`~xtts_balancer.sending.Piece` s with alignment, its metrics and generation-log line;
 - **the end** (:meth:`~SpeechSession.record_failure`): error metrics and one log line carrying
-  the session id.
+  the session id; and, at :meth:`~SpeechSession.close`, the session's one summary line
+  (:mod:`xtts_balancer.session_log`). A dialect tells the session's :attr:`~SpeechSession.record`
+  what only it knows: the output format, and how it answered (close code or HTTP status).
 
 The invariant a changer must keep: :meth:`~SpeechSession.close` gives back everything the session
 took (slot, the key's session count, registration), whatever ended it, and may run twice.
@@ -26,20 +29,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 
 import numpy as np
 
-from xtts_balancer.broker import verify_stream
+from xtts_balancer.broker import balancer_id, verify_stream
 from xtts_balancer.errors import SessionError
 from xtts_balancer.jobs import acquire_slot, admit_key, job_events, new_job, record_segment
 from xtts_balancer.pool import Lease
 from xtts_balancer.sending import AudioOut, Piece
+from xtts_balancer.session_log import SessionRecord
 from xtts_balancer.state import BalancerState
 from xtts_balancer.worker.ipc import Chunk
-from xtts_core.cluster import OriginError, verify_request
+from xtts_core.cluster import OriginError, api_key_id, verify_request
 from xtts_core.protocol import CloseCode, ErrorCode
+from xtts_core.text.markup import Pause, parse_markup
 
 __all__ = ["SpeechSession", "shutting_down", "verify_origin"]
 
@@ -92,7 +98,10 @@ class SpeechSession:
         self.kind = kind
         """The dialect, for the logs: ``stream-input``, ``multi-stream-input``, ``http``."""
         self.session_id = ""
-        """The broker's session id (broker mode), shown on every log line."""
+        """The session's id on every log line: the broker's in broker mode, else one made when
+        the session opens (or closes, never opened)."""
+        self.record = SessionRecord()
+        """What the session did, written as one line when it closes."""
         self.task: asyncio.Task[object] | None = None
         """The task serving the session, cancelled by :meth:`going_away`."""
         self.gone_away = False
@@ -100,6 +109,11 @@ class SpeechSession:
         self._lease: Lease | None = None
         self._open = False
         self._text_chars = 0
+        self.ssml = False
+        """``enable_ssml_parsing``: strip SSML tags other than ``<break>`` before speaking."""
+        self.normalize_text = True
+        """``apply_text_normalization`` is not ``off``: numbers, abbreviations and symbols are
+        spelt out by the worker's tokenizer."""
 
     @property
     def tag(self) -> str:
@@ -131,7 +145,8 @@ class SpeechSession:
                 ErrorCode.TOO_MANY_CONCURRENT_REQUESTS, CloseCode.TRY_AGAIN_LATER,
             )  # fmt: skip
         if state.broker is not None:
-            self.session_id = verify_origin(state, method, path, headers)
+            self.session_id = verify_origin(state, method, path, headers) or self.session_id
+            self.record.key_id = api_key_id(key) if key else None  # checked by the broker
         elif key is not None:
             self.authenticate(key)
         elif token is not None:
@@ -151,6 +166,7 @@ class SpeechSession:
     def authenticate(self, key: str | None) -> None:
         """Admit ``key``: its identity, counted against the key's session limit until close."""
         self.identity = admit_key(self.state, key)
+        self.record.key_id = self.identity
 
     def count_text(self, text: str) -> None:
         """Count ``text`` against ``limits.max_text_chars`` (all the session's text together).
@@ -159,6 +175,8 @@ class SpeechSession:
             SessionError: ``max_character_limit_exceeded``.
         """
         self._text_chars += len(text)
+        if text.strip():
+            self.record.text_arrived()
         limit = self.settings.limits.max_text_chars
         if self._text_chars > limit:
             raise SessionError(
@@ -189,12 +207,14 @@ class SpeechSession:
         if self._open:
             return
         self._open = True
+        self.session_id = self.session_id or secrets.token_hex(8)
         self.state.sessions.add(self)
         self.state.metrics.sessions_active.inc()
         self.state.metrics.sessions_total.inc()
 
     def close(self) -> None:
-        """Give back the slot, the key's session count and the registration (idempotent)."""
+        """Give back the slot, the key's session count and the registration, and write the
+        session's summary line (idempotent)."""
         self.release_slot()
         if self.identity is not None:
             self.state.key_sessions[self.identity] -= 1
@@ -203,6 +223,11 @@ class SpeechSession:
             self._open = False
             self.state.sessions.discard(self)
             self.state.metrics.sessions_active.dec()
+        self.session_id = self.session_id or secrets.token_hex(8)
+        self.record.write({
+            "session_id": self.session_id, "dialect": self.kind, "voice": self.voice_id,
+            "balancer_id": balancer_id(self.settings),
+        })  # fmt: skip
 
     def going_away(self) -> None:
         """The shutdown grace period is over: end the session now."""
@@ -248,26 +273,64 @@ class SpeechSession:
     ) -> AsyncIterator[Piece]:  # fmt: skip
         """Speak one segment on the held slot: its audio in pieces with alignment, the last one
         carrying the segment's remaining characters (and ``separator``, the space that joins it
-        to the next). Leaving early cancels the job at the worker.
+        to the next). Its ``<break>`` tags are silence and, with :attr:`ssml`, other SSML is
+        stripped (:func:`~xtts_core.text.markup.parse_markup`): each stretch of text between
+        pauses is one job, and a pause's silence carries no characters. Leaving early cancels
+        the running job at the worker.
 
         Raises:
             SessionError: the job failed or its worker was lost.
         """
         assert self._lease is not None, "speak() needs a slot"
+        parts = parse_markup(text, ssml=self.ssml)
+        spoken = [i for i, part in enumerate(parts) if isinstance(part, str) and part.strip()]
+        for index, part in enumerate(parts):
+            if isinstance(part, Pause):
+                for piece in out.silence(self._pause_samples(part)):
+                    self.record.audio(piece.duration_ms)
+                    yield piece
+            elif index in spoken:
+                joiner = separator if index == spoken[-1] else " "
+                async for piece in self._speak_text(
+                    part.strip(), joiner, out, language=language, speed=speed, seed=seed,
+                    chunk_codes=chunk_codes,
+                ):  # fmt: skip
+                    yield piece
+
+    def _pause_samples(self, pause: Pause) -> int:
+        if pause.clamped:
+            logger.info(
+                "%s: <break> of %g ms clamped to %d ms", self.tag, pause.requested_ms, pause.ms
+            )
+        rate = self.state.supervisor.sample_rate
+        assert rate is not None  # a slot is held, so a worker is ready
+        return round(rate * pause.ms / 1000)
+
+    async def _speak_text(
+        self, text: str, separator: str, out: AudioOut, *, language: str, speed: float,
+        seed: int | None, chunk_codes: int | None,
+    ) -> AsyncIterator[Piece]:  # fmt: skip
+        """One job: ``text`` on the held slot, its pieces, then its metrics."""
+        assert self._lease is not None
         job = new_job(
             self.state, text, language=language, voice_id=self.voice_id, speed=speed, seed=seed,
-            chunk_codes=chunk_codes,
+            chunk_codes=chunk_codes, normalize=self.normalize_text,
         )  # fmt: skip
         started = time.monotonic()
         out.start(text + separator, speed)
+        record = self.record
+        record.spoken(len(text))
         async with contextlib.aclosing(job_events(self.state, self._lease, job)) as events:
             async for event in events:
                 if isinstance(event, Chunk):
                     for piece in out.push(np.frombuffer(event.samples, np.float32)):
+                        record.audio(piece.duration_ms)
                         yield piece
                     continue
                 for piece in out.end():
+                    record.audio(piece.duration_ms)
                     yield piece
+                record.segment_done(event.seconds, out.audio_ms)
                 self.state.metrics.characters.inc(len(text))
                 record_segment(
                     self.state, event, started=started, first_audio_s=out.first_audio_s,
@@ -277,6 +340,8 @@ class SpeechSession:
     # --- the end -----------------------------------------------------------------------------------
 
     def record_failure(self, exc: SessionError) -> None:
-        """Count ``exc`` in the error metrics and log it with the session's tag."""
+        """Count ``exc`` in the error metrics and log it with the session's tag (the last one
+        recorded is the summary line's ``error``)."""
+        self.record.error = exc.error
         self.state.metrics.errors.labels(exc.error).inc()
         logger.info("%s: %s (%s)", self.tag, exc.message, exc.error)

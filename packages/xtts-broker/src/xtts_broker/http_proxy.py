@@ -58,6 +58,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from xtts_broker.registry import BalancerEntry
+from xtts_broker.route_log import RouteRecord
 from xtts_broker.router import Route as Routed
 from xtts_broker.state import BrokerState
 from xtts_core.cluster import sign_request
@@ -98,24 +99,32 @@ def _state(request: Request) -> BrokerState:
     return state
 
 
-def _error(error: ErrorCode, message: str) -> JSONResponse:
-    """The protocol's error body with the status of ``error`` (docs/protocol.md §4.4)."""
-    return JSONResponse(error_body(error, message), status_code=http_status(error.value))
+def _error(error: ErrorCode, message: str, record: RouteRecord | None = None) -> JSONResponse:
+    """The protocol's error body with the status of ``error`` (docs/protocol.md §4.4), noted
+    in ``record`` when one is given."""
+    status = http_status(error.value)
+    if record is not None:
+        record.refused(error.value, status)
+        record.write()
+    return JSONResponse(error_body(error, message), status_code=status)
 
 
-def _refusal(request: Request) -> Response | None:
-    """The answer to a request the broker does not take (draining, no valid key), else ``None``."""
+def _refusal(request: Request, record: RouteRecord | None = None) -> Response | None:
+    """The answer to a request the broker does not take (draining, no valid key), else ``None``;
+    ``record`` gets the key's id."""
     state = _state(request)
     if state.draining:
-        return _error(ErrorCode.SHUTTING_DOWN, "The broker is shutting down; retry in a moment.")
-    if state.settings.auth.enabled and not state.api_keys.check(
-        request_api_key(request.headers, request.query_params)
-    ):
+        message = "The broker is shutting down; retry in a moment."
+        return _error(ErrorCode.SHUTTING_DOWN, message, record)
+    key = request_api_key(request.headers, request.query_params)
+    if state.settings.auth.enabled and not state.api_keys.check(key):
         state.metrics.rejected.labels("auth").inc()
         return _error(
             ErrorCode.INVALID_API_KEY,
-            "Invalid or missing API key: send it in the xi-api-key header.",
-        )
+            "Invalid or missing API key: send it in the xi-api-key header.", record,
+        )  # fmt: skip
+    if record is not None:
+        record.key(key)
     return None
 
 
@@ -173,7 +182,12 @@ async def _send(
 
 async def speech(request: Request) -> Response | _Relay:
     """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]`` (module docstring)."""
-    refusal = _refusal(request)
+    state = _state(request)
+    session_id: str = request.state.request_id  # the answer's request-id (xtts_core.answer_headers)
+    record = RouteRecord(
+        session_id, "http", request.path_params["voice_id"], state.settings.service.strategy
+    )
+    refusal = _refusal(request, record)
     if refusal is not None:
         return refusal
     chunks: list[bytes] = []
@@ -181,11 +195,11 @@ async def speech(request: Request) -> Response | _Relay:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            return _error(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
+            message = f"body larger than {MAX_BODY_BYTES} bytes"
+            return _error(ErrorCode.PAYLOAD_TOO_LARGE, message, record)
         chunks.append(chunk)
     body = b"".join(chunks)
-    state = _state(request)
-    session_id: str = request.state.request_id  # the answer's request-id (xtts_core.answer_headers)
+    record.bytes_in = len(body)
     loop = asyncio.get_running_loop()
     started = loop.time()
     logger.info("session=%s client %s %s", session_id, request.method, request.url.path)
@@ -195,6 +209,7 @@ async def speech(request: Request) -> Response | _Relay:
         if route is None:
             break
         tried.add(route.entry.id)
+        record.tried(route.entry.id)
         try:
             response = await _send(state, route.entry, request, body, session_id)
         except BaseException:
@@ -206,11 +221,12 @@ async def speech(request: Request) -> Response | _Relay:
         state.registry.mark_connected(route.reservation)
         state.metrics.sessions.labels(route.entry.id).inc()
         state.metrics.routing_seconds.observe(loop.time() - started)
-        return _Relay(state, route, response, session_id)
+        return _Relay(state, route, response, record)
     state.metrics.rejected.labels("no_capacity").inc()
     if state.registry.routable():
-        return _error(ErrorCode.NO_CAPACITY, "Every balancer is busy; try again in a moment.")
-    return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.")
+        message = "Every balancer is busy; try again in a moment."
+        return _error(ErrorCode.NO_CAPACITY, message, record)
+    return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.", record)
 
 
 async def listing(request: Request) -> Response:
@@ -269,12 +285,14 @@ class _Relay:
     """
 
     def __init__(
-        self, state: BrokerState, route: Routed, response: httpx.Response, session_id: str
+        self, state: BrokerState, route: Routed, response: httpx.Response, record: RouteRecord
     ) -> None:
         self._state = state
         self._route = route
         self._response = response
-        self._session_id = session_id
+        self._record = record
+        record.status = response.status_code
+        self._session_id = record.session_id
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
         self._closed = asyncio.Event()
@@ -311,16 +329,21 @@ class _Relay:
         # Returning without the body's last chunk is how an answer is cut off: the server
         # closes the connection and the client sees a broken body, never a short one that
         # looks complete (and no traceback lands in the log for an expected failure).
+        record = self._record
         if pump.done() and not pump.cancelled() and pump.exception() is None:
-            logger.info("session=%s answer from %s complete", self._session_id, entry.id)
+            record.answer_complete()
         elif gone.done() and not gone.cancelled():
             logger.info("session=%s client left; closed balancer %s", self._session_id, entry.id)
+            record.error = ErrorCode.CLIENT_LEFT.value
         elif pump.cancelled():
             logger.info(
                 "session=%s stopped by the broker's shutdown; answer cut off", self._session_id
             )
+            record.error = ErrorCode.SHUTTING_DOWN.value
         else:
             logger.info("session=%s answer from %s cut off", self._session_id, entry.id)
+            record.error = ErrorCode.BALANCER_FAILED.value
+        record.write()
 
     async def _forward(self, send: Send) -> None:
         response = self._response
@@ -333,6 +356,7 @@ class _Relay:
         )
         try:
             async for chunk in response.aiter_raw():
+                self._record.body_to_client(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.TransportError as exc:
             # The balancer stays in rotation, as for a websocket that fails after its first

@@ -20,6 +20,7 @@ What happens, in order:
   client that leaves closes its balancer socket at once, which frees the balancer's slot.
   Hypercorn 0.18 reports a client's close as 1006 whatever its code (pgjones/hypercorn#127): the
   balancer then sees 1001 "client disconnected"; a code it does report is passed on unchanged.
+- **The log line**: one per stream, its :class:`~xtts_broker.route_log.RouteRecord`, at its end.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from xtts_broker.frames import (
     is_no_capacity,
     sendable,
 )
+from xtts_broker.route_log import RouteRecord
 from xtts_broker.router import Route
 from xtts_broker.state import BrokerState
 from xtts_broker.tokens import token_admits
@@ -83,6 +85,10 @@ class StreamProxy:
         self._ws = websocket
         self._endpoint = endpoint
         self.session_id = secrets.token_hex(8)
+        self.record = RouteRecord(
+            self.session_id, endpoint, websocket.path_params["voice_id"],
+            state.settings.service.strategy,
+        )  # fmt: skip
         self._inbox: asyncio.Queue[Frame | ClientGone] = asyncio.Queue(_INBOX_FRAMES)
         self._replay: list[Frame] = []
         # Set when the first balancer message reached the client: no failover after that.
@@ -106,7 +112,6 @@ class StreamProxy:
     async def run(self) -> None:
         """Accept the client, authenticate, route with failover, relay until either side closes."""
         state, ws = self._state, self._ws
-        voice_id = ws.path_params["voice_id"]
         await ws.accept()
         if state.draining:
             await self._reject(
@@ -114,16 +119,14 @@ class StreamProxy:
                 CloseCode.GOING_AWAY,
             )  # fmt: skip
             self._closed.set()
+            self.record.write()
             return
         state.streams.add(self)
         state.metrics.active.inc()
         reader = asyncio.create_task(self._read_client())
-        logger.info(
-            "session=%s client stream %s voice=%s", self.session_id, self._endpoint, voice_id
-        )
         try:
             if await self._authenticate():
-                await self._route_and_relay(voice_id)
+                await self._route_and_relay(self.record.voice)
         except _StoppedError:
             await self._close_client(CloseCode.GOING_AWAY, "server shutting down")
         finally:
@@ -133,7 +136,7 @@ class StreamProxy:
             state.streams.discard(self)
             state.metrics.active.dec()
             self._closed.set()
-            logger.info("session=%s ended", self.session_id)
+            self.record.write()
 
     async def _authenticate(self) -> bool:
         auth = self._state.settings.auth
@@ -142,6 +145,7 @@ class StreamProxy:
         if admitted is not None:
             return admitted
         if not auth.enabled:
+            self.record.key(key)
             return True
         if key is None:
             try:
@@ -156,10 +160,10 @@ class StreamProxy:
                 self._replay.append(item)
                 key = first_message_key(item)
         if self._state.api_keys.check(key):
+            self.record.key(key)
             return True
         self._state.metrics.rejected.labels("auth").inc()
         message = "missing API key" if key is None else "invalid API key"
-        logger.info("session=%s rejected: %s", self.session_id, message)
         await self._reject(
             f"{message}: send it in the xi-api-key header or as xi_api_key in the first message",
             ErrorCode.INVALID_API_KEY, CloseCode.POLICY_VIOLATION,
@@ -178,6 +182,7 @@ class StreamProxy:
             if route is None:
                 break
             tried.add(route.entry.id)
+            self.record.tried(route.entry.id)
             try:
                 done = await self._attempt(route, voice_id, started)
             finally:
@@ -205,7 +210,8 @@ class StreamProxy:
         if closed is None:
             code = gone.code if gone else 1006
             logger.info(
-                "session=%s client closed (%d); closing balancer %s", self.session_id, code, entry.id
+                "session=%s client closed (%d); closing balancer %s", self.session_id, code,
+                entry.id,
             )  # fmt: skip
             if code in SENDABLE:
                 await backend.close(code, gone.reason if gone else "")
@@ -235,14 +241,11 @@ class StreamProxy:
         try:
             return await self._or_stop(
                 connect(
-                    url,
-                    additional_headers=headers,
-                    open_timeout=settings.routing.connect_timeout_s,
-                    max_size=_BACKEND_MAX_FRAME,
-                    max_queue=_INBOX_FRAMES,
+                    url, additional_headers=headers, max_size=_BACKEND_MAX_FRAME,
+                    open_timeout=settings.routing.connect_timeout_s, max_queue=_INBOX_FRAMES,
                     ping_interval=settings.service.websocket_ping_interval_s,
                 )
-            )
+            )  # fmt: skip
         except InvalidStatus as exc:
             status = exc.response.status_code
             problem = f"handshake refused with HTTP {status}"
@@ -301,10 +304,14 @@ class StreamProxy:
                     int(message.get("code") or 1005), str(message.get("reason") or "")
                 )
                 self._client_gone = gone
+                if self.record.close_code is None:
+                    self.record.close_code = gone.code
                 await self._inbox.put(gone)
                 return
             text = message.get("text")
-            await self._inbox.put(text if text is not None else bytes(message.get("bytes") or b""))
+            frame = text if text is not None else bytes(message.get("bytes") or b"")
+            self.record.from_client(frame)
+            await self._inbox.put(frame)
 
     async def _client_to_backend(self, backend: ClientConnection) -> ClientGone | None:
         """Replay what the client sent so far, then forward until the client leaves."""
@@ -330,6 +337,7 @@ class StreamProxy:
                         continue  # its close (1013) follows; another balancer may have room
                     self._committed = True
                     self._replay.clear()
+                self.record.to_client(frame)
                 if isinstance(frame, str):
                     await self._ws.send_text(frame)
                 else:
@@ -346,25 +354,22 @@ class StreamProxy:
 
     async def _propagate_close(self, closed: BackendClosed, balancer_id: str) -> None:
         logger.info(
-            "session=%s balancer %s closed %d %r",
-            self.session_id,
-            balancer_id,
-            closed.code,
+            "session=%s balancer %s closed %d %r", self.session_id, balancer_id, closed.code,
             closed.reason,
-        )
+        )  # fmt: skip
         if closed.code == 1006:  # no close frame: the balancer died or the network failed
             self._state.metrics.rejected.labels("balancer_failed").inc()
             await self._reject(
                 "the balancer serving this stream failed; audio may be incomplete",
-                ErrorCode.BALANCER_FAILED,
-                CloseCode.INTERNAL_ERROR,
-            )
+                ErrorCode.BALANCER_FAILED, CloseCode.INTERNAL_ERROR,
+            )  # fmt: skip
             return
         code = CloseCode.NORMAL if closed.code == 1005 else closed.code
         await self._close_client(sendable(code, CloseCode.INTERNAL_ERROR), closed.reason)
 
     async def _reject(self, message: str, error: ErrorCode, code: int) -> None:
         """Send ``{"message", "error", "code"}``, then close with ``code``."""
+        self.record.refused(error.value)
         if self._client_open():
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await self._ws.send_text(
@@ -374,6 +379,7 @@ class StreamProxy:
 
     async def _close_client(self, code: int, reason: str) -> None:
         if self._client_open():
+            self.record.close_code = int(code)
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await self._ws.close(code, close_reason(reason))
 
