@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
-from balancer_server import CLIP_VOICE, KEY, Server, base_config, converse, start_server
+from balancer_server import CLIP_VOICE, KEY, Server, base_config, converse, serving
 from elevenlabs.client import ElevenLabs
 from elevenlabs.core.api_error import ApiError
 from pyav_decode import decode
@@ -53,12 +53,8 @@ def tone_config(voices: Path, **model: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def strict(voices: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The defaults: no fallback, mp3 on the websockets, 15-minute tokens."""
-    srv = start_server(tmp_path_factory.mktemp("strict"), tone_config(voices))
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+    with serving(tmp_path_factory.mktemp("strict"), tone_config(voices)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +63,8 @@ def lenient(voices: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     config = tone_config(voices, unknown_voice_fallback=True)
     config["stream"]["default_output_format"] = "pcm_24000"
     config["auth"]["single_use_token_ttl_s"] = 1.0
-    srv = start_server(tmp_path_factory.mktemp("lenient"), config)
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+    with serving(tmp_path_factory.mktemp("lenient"), config) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 pytest.importorskip("xtts_balancer", reason="needs xtts-balancer for a real balancer")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "balancer"))
-from balancer_server import CLIP_VOICE, Server, base_config, converse, join_broker, start_server
+from balancer_server import CLIP_VOICE, Server, base_config, converse, join_broker, serving
 from elevenlabs.client import ElevenLabs
 from pyav_decode import decode
 
@@ -48,13 +48,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BrokerTh
     config["workers"]["slots_per_worker"] = SLOTS
     join_broker(config, "tone", broker.url, broker.port, SECRET)
     (tmp / "balancer").mkdir()
-    balancer = start_server(tmp / "balancer", config)
     try:
-        balancer.wait_ready()
-        eventually(lambda: httpx.get(broker.url + "/ready").status_code == 200, "registration")
-        yield broker, balancer
+        with serving(tmp / "balancer", config) as balancer:
+            eventually(lambda: httpx.get(broker.url + "/ready").status_code == 200, "registration")
+            yield broker, balancer
     finally:
-        balancer.stop()
         broker.stop()
 
 
@@ -112,10 +110,10 @@ def test_request_id_names_the_session_at_both_ends(
     cluster: tuple[BrokerThread, Server], sdk: ElevenLabs, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker, balancer = cluster
-    with caplog.at_level(logging.INFO, logger="xtts_broker"):
-        with sdk.text_to_speech.with_raw_response.convert(CLIP_VOICE, text=TEXT) as response:
-            assert decode(b"".join(response.data)).container == "mp3"
-            headers = response.headers
+    caplog.set_level(logging.INFO, logger="xtts_broker")
+    with sdk.text_to_speech.with_raw_response.convert(CLIP_VOICE, text=TEXT) as response:
+        assert decode(b"".join(response.data)).container == "mp3"
+        headers = response.headers
     request_id = headers["request-id"]
     assert f"session={request_id} client POST" in caplog.text
     assert f"session={request_id} http voice='{CLIP_VOICE}'" in balancer.logs()
