@@ -12,10 +12,12 @@ clients. The server's log is printed when a test fails, to explain it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,17 @@ def start_server(
         process = spawn_balancer(config, tmp, sockets, args, out)
     ca_file = tmp / "ca.pem" if tls is not None else None
     return Server(process, port, log, tls_port, ca_file, admin_port)
+
+
+@contextlib.contextmanager
+def serving(tmp: Path, config: dict[str, Any]) -> Iterator[Server]:
+    """:func:`start_server`, ready (one warm worker) for the body, stopped after it."""
+    server = start_server(tmp, config)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 def write_model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass
 
 import av
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,13 @@ def decode(data: bytes) -> Decoded:
         context = stream.codec_context
         rate = context.sample_rate
         return Decoded(container.format.name, rate, samples / rate, context.channels)
+
+
+def samples(data: bytes) -> tuple[np.ndarray, int]:
+    """Every decoded sample of ``data`` (mono float32) and the sample rate."""
+    with av.open(io.BytesIO(data), mode="r") as container:
+        stream = container.streams.audio[0]
+        frames = [
+            frame.to_ndarray().astype(np.float32).reshape(-1) for frame in container.decode(stream)
+        ]
+        return np.concatenate(frames), stream.codec_context.sample_rate

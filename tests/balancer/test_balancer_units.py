@@ -71,6 +71,16 @@ def test_flush_try_trigger_and_auto_mode() -> None:
     assert auto.add("no sentence end here ") == ["no sentence end here"]
 
 
+def test_a_tag_still_being_sent_is_never_cut() -> None:
+    """``auto_mode`` and the schedule cut at the last whitespace, but not inside a ``<break>``."""
+    auto = TextBuffer("en", [500], auto_mode=True)
+    assert auto.add('Wait for it <break time="1') == ["Wait for it"]
+    assert auto.add('s"/> now ') == ['<break time="1s"/> now']
+    scheduled = TextBuffer("en", [50])
+    assert scheduled.add("x" * 45 + ' <break time="2') == ["x" * 45]
+    assert scheduled.add('s"/> y', flush=True) == ['<break time="2s"/> y']
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.sampled_from(["Hi. ", "Dr. No ", "ok", " ", "yes! ", "3.5 ", "a"]), max_size=12),
        st.data())  # fmt: skip

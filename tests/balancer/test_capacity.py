@@ -88,11 +88,12 @@ def test_queue_full_and_queue_timeout_get_1013(server: Server) -> None:
         with server.connect(key=OTHER_KEY) as refused:  # max_queue is 1
             reply = converse(refused, BOS)
         assert reply.close_code == 1013
-        assert reply.error is not None and reply.error["error"] == "server_busy"
+        assert reply.error is not None and reply.error["error"] == "system_busy"
         assert "queue is full" in reply.error["message"]
         timed_out = read_until_closed(queued, timeout=10)  # queue_timeout_s is 1.5
         assert timed_out.close_code == 1013
         assert timed_out.error is not None and "within 1.5 seconds" in timed_out.error["message"]
+        assert timed_out.error["error"] == "too_many_concurrent_requests"
     wait_for(lambda: idle(server) == 2)
 
 
@@ -117,7 +118,7 @@ def test_too_many_sessions_for_one_key(server: Server) -> None:
         with server.connect(key=OTHER_KEY) as ws:
             reply = converse(ws, BOS)
     assert reply.close_code == 1008
-    assert reply.error is not None and reply.error["error"] == "too_many_sessions"
+    assert reply.error is not None and reply.error["error"] == "too_many_concurrent_requests"
     wait_for(lambda: idle(server) == 2)
 
 

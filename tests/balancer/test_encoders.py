@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pyav_decode import decode
 
-from xtts_balancer.audio import AudioEncoder
+from xtts_balancer.audio import AudioEncoder, streaming_wav_header
 from xtts_balancer.encoders import CompressedEncoder, content_type, make_encoder
-from xtts_core.protocol import OutputFormat
+from xtts_core.protocol import AudioFormat, OutputFormat
 
 RATE = 24000
 COMPRESSED = [f for f in OutputFormat if f.audio_format.codec in ("mp3", "opus")]
@@ -74,3 +74,33 @@ def test_content_types() -> None:
 def test_compressed_encoder_refuses_raw_formats() -> None:
     with pytest.raises(ValueError, match="cannot encode pcm"):
         CompressedEncoder(OutputFormat.PCM_16000.audio_format, RATE)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "container"),
+    [(AudioFormat("aac", 24000, 64), "aac"), (AudioFormat("flac", 24000, 384), "flac")],
+    ids=["aac", "flac"],
+)
+def test_aac_and_flac_streams_are_incremental_and_every_prefix_of_frames_decodes(
+    fmt: AudioFormat, container: str
+) -> None:
+    """ADTS frames and a FLAC stream: what came out so far is already a valid file."""
+    encoder = make_encoder(fmt, RATE)
+    assert isinstance(encoder, CompressedEncoder)
+    audio = sine(1.5)
+    pieces = [encoder.encode(audio[i : i + 2400]) for i in range(0, audio.size, 2400)]
+    assert any(pieces[:3]), "nothing came out in the first 300 ms of audio"
+    early = decode(b"".join(pieces[:8]))  # 0.8 s in, before the encoder finished
+    assert early.container == container and early.sample_rate == 24000 and early.seconds > 0.3
+    decoded = decode(b"".join(pieces) + encoder.end_segment() + encoder.finish())
+    assert decoded.container == container and decoded.channels == 1
+    # AAC pads to whole 1024-sample frames and adds its priming; FLAC is exact.
+    assert 1.5 - 0.005 <= decoded.seconds <= 1.5 + (0.15 if fmt.codec == "aac" else 0.005)
+
+
+def test_streaming_wav_header_decodes_with_the_samples_after_it() -> None:
+    pcm = make_encoder(AudioFormat("pcm", 24000, None), RATE)
+    data = streaming_wav_header(24000) + pcm.encode(sine(0.5)) + pcm.finish()
+    decoded = decode(data)
+    assert (decoded.container, decoded.sample_rate, decoded.channels) == ("wav", 24000, 1)
+    assert decoded.seconds == pytest.approx(0.5, abs=0.001)

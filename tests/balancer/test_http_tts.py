@@ -192,10 +192,10 @@ def test_speed_changes_the_audio(server: Server) -> None:
         ("", "", {"text": ""}, 422, "text"),
         ("", "", {"text": "Hi.", "language_code": "xx"}, 422, "not supported"),
         ("", "", {"text": "Hi.", "voice_settings": {"speed": 9}}, 422, "speed"),
-        ("", "", {"text": "x" * 601}, 422, "longer than 600"),
+        ("", "", {"text": "x" * 601}, 400, "exceeds the character limit of 600"),
     ],
 )
-def test_bad_requests_are_422_naming_the_problem(
+def test_bad_requests_are_refused_naming_the_problem(
     server: Server, path: str, query: str, body: dict[str, Any] | None, status: int, check: str
 ) -> None:
     response = tts(server, path=path, query=query, body=body)

@@ -140,6 +140,6 @@ def test_max_sessions_counts_http_requests_too(server: Server) -> None:
         wait_for(lambda: _status(server)["sessions"] == 3)
         refused = post()
         assert refused.status_code == 429, refused.text
-        assert refused.json()["detail"]["status"] == "server_busy"
+        assert refused.json()["detail"]["status"] == "too_many_concurrent_requests"
     wait_for(lambda: _status(server)["sessions"] == 0)
     assert post().status_code == 200

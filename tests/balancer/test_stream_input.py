@@ -144,7 +144,7 @@ def test_bad_or_missing_key_is_refused_with_1008(
         (CLIP_VOICE, "", [b"\x00\x01"], "unsupported_data", 1003),
         (CLIP_VOICE, "", ['{"text": 5}'], "invalid_message", 1008),
         (CLIP_VOICE, "", [json.dumps({"text": "x" * 5000})], "message_too_big", 1009),
-        (CLIP_VOICE, "", [json.dumps({"text": "word " * 130})], "text_too_long", 1008),
+        (CLIP_VOICE, "", [json.dumps({"text": "word " * 130})], "max_character_limit_exceeded", 1008),
         (CLIP_VOICE, "output_format=wav_16000", [BOS], "unsupported_output_format", 1008),
         (CLIP_VOICE, "output_format=pcm_1234", [BOS], "unsupported_output_format", 1008),
         (CLIP_VOICE, "inactivity_timeout=abc", [BOS], "invalid_message", 1008),

@@ -40,6 +40,6 @@ def test_a_worker_that_cannot_start_is_retried_then_left_down(tmp_path: Path) ->
             ws.send(json.dumps({"text": "Hi. ", "flush": True}))
             reply = read_until_closed(ws, timeout=10)
         assert reply.close_code == 1013
-        assert reply.error is not None and reply.error["error"] == "server_busy"
+        assert reply.error is not None and reply.error["error"] == "too_many_concurrent_requests"
     finally:
         srv.stop()

@@ -150,6 +150,27 @@ def test_upload_file_names_never_become_paths(server: Server, library: Path) -> 
         )
 
 
+def test_the_voice_id_is_the_uploaded_content(server: Server, library: Path) -> None:
+    first, second = wav_bytes(freq=210.0), wav_bytes(freq=320.0)
+    one = add(server, [("a.wav", first), ("b.wav", second)], {"name": "One"}).json()["voice_id"]
+    try:
+        again = add(server, [("c.wav", first), ("d.wav", second)], {"name": "Again"})
+        assert again.json()["voice_id"] == one  # file names do not count, the bytes do
+        voice = httpx.get(f"{server.http_url}/v1/voices/{one}", headers=HEADERS).json()
+        assert voice["name"] == "Again"  # adding it again only renamed it
+        swapped = add(server, [("b.wav", second), ("a.wav", first)]).json()["voice_id"]
+        assert swapped != one  # another order is another reference clip
+        assert httpx.delete(f"{server.http_url}/v1/voices/{swapped}", headers=HEADERS).is_success
+    finally:
+        assert httpx.delete(f"{server.http_url}/v1/voices/{one}", headers=HEADERS).is_success
+    # Standalone: a delete leaves no tombstone (the library fixture checks nothing is left).
+
+
+def test_a_standalone_balancer_has_no_cluster_voice_endpoints(server: Server) -> None:
+    for path in ("/cluster/voices", f"/cluster/voices/{CLIP_VOICE}"):
+        assert server.get(path).status_code == 404
+
+
 @pytest.mark.parametrize("voice_id", ["..%2F..%2Fnarrator", "..", "%2E%2E", "narrator.wav"])
 def test_delete_with_a_path_as_id_is_404(server: Server, library: Path, voice_id: str) -> None:
     response = httpx.delete(f"{server.http_url}/v1/voices/{voice_id}", headers=HEADERS)
@@ -260,7 +281,8 @@ def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server
         "/v1/text-to-speech/{voice_id}/stream/with-timestamps", "/v1/voices",
         "/v1/voices/{voice_id}", "/v1/voices/add", "/v1/models", "/v2/voices",
         "/v1/voices/settings/default", "/v1/voices/{voice_id}/settings", "/v1/user",
-        "/v1/user/subscription",
+        "/v1/user/subscription", "/v1/audio/speech", "/v1/audio/models",
+        "/v1/single-use-token/tts_websocket",
         "/studio_speakers", "/clone_speaker", "/tts_stream", "/tts", "/languages",
     }  # fmt: skip
     assert set(document["paths"]["/v1/voices/{voice_id}"]) == {"get", "delete"}
@@ -274,6 +296,12 @@ def test_openapi_describes_every_endpoint_with_resolvable_schemas(server: Server
     assert {p["name"] for p in speak_op["parameters"]} >= {
         "voice_id", "output_format", "optimize_streaming_latency",
     }  # fmt: skip
+    openai_op = document["paths"]["/v1/audio/speech"]["post"]
+    assert set(schemas["SpeechCreate"]["required"]) == {"model", "input", "voice"}
+    assert openai_op["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/OpenAIErrorResponse"
+    }
+    assert "text/event-stream" in openai_op["responses"]["200"]["content"]
     search_op = document["paths"]["/v2/voices"]["get"]
     assert {p["name"] for p in search_op["parameters"]} == {
         "search", "page_size", "next_page_token",

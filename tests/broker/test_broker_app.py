@@ -51,7 +51,7 @@ def test_register_heartbeat_deregister(remote: TestClient) -> None:
     assert entry | {"last_seen_s": 0} == {
         "id": "gpu-1", "host": "10.0.0.5", "port": 8000, "instances": 2,
         "url": "http://10.0.0.5:8000", "version": "unknown", "health": "healthy",
-        "down_reason": None, "capacity": 2, "idle": 2, "reserved": 0, "free": 2, "last_seen_s": 0,
+        "down_reason": None, "voices_ready": True, "capacity": 2, "idle": 2, "reserved": 0, "free": 2, "last_seen_s": 0,
     }  # fmt: skip
     beat = post(remote, "/broker/heartbeat", {"id": "gpu-1", "idle": 1, "capacity": 2})
     assert beat.status_code == 200

@@ -53,3 +53,46 @@ def test_text_format_is_the_given_format(capsys: pytest.CaptureFixture[str]) -> 
     logs.configure_logging(logging.INFO, "text", "%(levelname)s %(name)s: %(message)s")
     logging.getLogger("svc").warning("plain")
     assert capsys.readouterr().err == "WARNING svc: plain\n"
+
+
+def test_text_lines_carry_extra_fields_as_a_key_value_tail(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure_logging(logging.INFO, "text")
+    log = logging.getLogger("svc")
+    log.info("done", extra={"session_id": "ab12", "voice": "two words", "error": None, "n": 3})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed", extra={"session_id": "cd34"})
+    first, second, *traceback = capsys.readouterr().err.splitlines()
+    assert first.endswith(' INFO svc: done session_id=ab12 voice="two words" error=- n=3')
+    assert second.endswith(" ERROR svc: failed session_id=cd34")  # not asctime, not below
+    assert traceback[-1] == "ValueError: boom"
+
+
+def test_json_lines_keep_a_missing_field_as_null() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "done", None, None)
+    record.error = None
+    assert json.loads(logs.JsonLinesFormatter().format(record))["error"] is None
+
+
+def test_the_shipped_dict_config_keeps_the_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging.config
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "logging.json"
+    logging.config.dictConfig(json.loads(shipped.read_text()))
+    logging.getLogger("xtts_broker.session").info("session finished", extra={"session_id": "ab"})
+    assert capsys.readouterr().err.endswith(
+        " xtts_broker.session: session finished session_id=ab\n"
+    )
+
+
+def test_httpx_request_lines_only_at_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure_logging(logging.INFO, "text")
+    logging.getLogger("httpx").info("HTTP Request: POST /broker/heartbeat")
+    assert capsys.readouterr().err == ""
+    logs.configure_logging(logging.DEBUG, "text")
+    logging.getLogger("httpx").info("HTTP Request: POST /broker/heartbeat")
+    assert "HTTP Request" in capsys.readouterr().err

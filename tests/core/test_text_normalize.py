@@ -101,6 +101,22 @@ def test_encode_normalises_before_tagging(tok: XttsTokenizer) -> None:
     assert tok.encode("第3章", "zh-cn") == tok.encode("第三章", "zh")  # numbers read, then pinyin
 
 
+def test_expansion_off_keeps_numbers_abbreviations_and_symbols_as_written(
+    tok: XttsTokenizer,
+) -> None:
+    """``apply_text_normalization: off``: case and whitespace as always, nothing spelt out."""
+    assert (
+        normalize("Dr.  Smith paid $5 for 20%", "en", expand=False) == "dr. smith paid $5 for 20%"
+    )
+    assert normalize("Dr. Smith paid $5", "en") == "doctor smith paid five dollars"
+    assert "3" in normalize("第3章", "zh", expand=False)  # pinyin still, the digit kept
+    assert tok.encode("Dr. 2", "en", normalize=False) != tok.encode("doctor two", "en")
+    assert tok.encode("Dr. 2", "en", normalize=False) == tok.encode("dr. 2", "en", normalize=False)
+    with pytest.raises(TextError):  # a symbol alone is nothing to speak unless it is spelt out
+        tok.encode("%", "en", normalize=False)
+    assert tok.encode("%", "en") == tok.encode("percent", "en")
+
+
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=60), lang=st.sampled_from(ALL_BASE))
 def test_normalize_never_raises_on_arbitrary_unicode(text: str, lang: str) -> None:

@@ -137,9 +137,11 @@ def test_the_balancer_manifest_matches_its_settings(
     assert Path(env["XTTS_CONFIG_FILE"]).parent == Path(mount(spec, "config"))
     assert config["model"]["directory"] == mount(spec, "model")
     assert Path(config["model"]["voice_cache_dir"]).is_relative_to(mount(spec, "cache"))
-    model = tmp_path / "model"
+    assert config["model"]["voices_dir"] == mount(spec, "library")  # writable: voices are added
+    model, library = tmp_path / "model", tmp_path / "library"
     model.mkdir()
-    config["model"]["directory"] = str(model)
+    library.mkdir()
+    config["model"]["directory"], config["model"]["voices_dir"] = str(model), str(library)
     settings = load(BalancerSettings, config, env, "XTTS_CONFIG_FILE", tmp_path, monkeypatch)
     assert settings.cluster.balancer_id == POD_NAME
     assert settings.admin.key_hashes == json.loads(SECRETS["key_hashes"])

@@ -31,6 +31,7 @@ import psutil
 import yaml
 from balancer_server import Server, base_config, join_broker, start_server, stop_process
 from broker_servers import CLIENT_KEY, SECRET
+from prometheus_client.parser import text_string_to_metric_families
 
 from xtts_core.cluster import hash_api_key
 
@@ -145,14 +146,18 @@ class Fleet:
         self, name: str, *, workers: int = 2, slots: int = 8, max_queue: int = 0,
         tone_ms_per_char: float = 20.0, realtime_factor: float = 1.0, xtts: bool = False,
         stall_timeout_s: float = 3.0, cluster: dict[str, Any] | None = None,
+        voices: Path | None = None,
     ) -> Server:  # fmt: skip
         """A balancer in broker mode; returns at once (it registers once its workers are warm).
 
         ``xtts`` runs the tiny random checkpoint instead of the tone backend;
         ``stall_timeout_s`` is how long a job may send nothing before its worker is killed;
-        ``cluster`` adds keys to its ``cluster:`` section (other brokers, say)."""
+        ``cluster`` adds keys to its ``cluster:`` section (other brokers, say); ``voices`` is
+        its own ``voices_dir`` instead of the fleet's shared one."""
         config = self._config(workers, slots, max_queue, tone_ms_per_char, realtime_factor, xtts)
         config["workers"]["stall_timeout_s"] = stall_timeout_s
+        if voices is not None:
+            config["model"]["voices_dir"] = str(voices)
         join_broker(config, name, self.broker.url, self.broker.port, SECRET)
         config["cluster"].update(cluster or {})
         return self._start(name, config, slots)
@@ -297,6 +302,15 @@ class Fleet:
             and listing[name]["reserved"] == 0
             for name in wanted
         )
+
+    def sessions_served(self) -> dict[str, float]:
+        """``xtts_sessions_total`` of each balancer, from its own ``/metrics``."""
+        served = {}
+        for name, server in self.balancers.items():
+            text = self.http.get(server.http_url + "/metrics").text
+            samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+            served[name] = next(s.value for s in samples if s.name == "xtts_sessions_total")
+        return served
 
     def capacity(self) -> int:
         return sum(self.idle(name)[1] for name in self.balancers)

@@ -28,7 +28,7 @@ TOO_BIG = "1009 message_too_big"
 #: A message that parsed and was used: the session then ended normally on EOS / close_socket.
 ACCEPTED = "1000"
 #: Outcomes of a well-formed message with arbitrary content: used, or refused as invalid.
-ACCEPTED_OR_INVALID = frozenset({ACCEPTED, INVALID, "1008 text_too_long"})
+ACCEPTED_OR_INVALID = frozenset({ACCEPTED, INVALID, "1008 max_character_limit_exceeded"})
 PROTOCOL_ERROR = frozenset({EOF, "1002", "1007"})
 LIMIT_BYTES = 4096
 """``limits.max_message_bytes`` of the servers under attack (``balancer_server.base_config``)."""

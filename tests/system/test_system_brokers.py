@@ -25,7 +25,6 @@ import httpx
 import pytest
 from broker_dns import write_table
 from fleet import CLIENT_KEY, HEARTBEAT_S, TTL_S, BrokerProcess, Fleet, eventually
-from prometheus_client.parser import text_string_to_metric_families
 from sessions import Gate, run_session
 from tones import ToneReader
 
@@ -100,16 +99,6 @@ def _folder(parent: Path, name: str) -> Path:
     return folder
 
 
-def sessions_served(fleet: Fleet) -> dict[str, float]:
-    """``xtts_sessions_total`` of each balancer, from its own ``/metrics``."""
-    served = {}
-    for name, server in fleet.balancers.items():
-        text = httpx.get(server.http_url + "/metrics", timeout=5).text
-        samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
-        served[name] = next(s.value for s in samples if s.name == "xtts_sessions_total")
-    return served
-
-
 async def _together(base: str, count: int, first_index: int) -> list[str]:
     """``count`` stream-input sessions through ``base``, all open before any speaks."""
     gate = Gate(count, timeout=20)
@@ -129,10 +118,10 @@ def test_every_balancer_serves_through_every_broker_replica(
 
     # Through either broker, three streams at once take the three single-slot balancers.
     for index, broker in enumerate((a, b)):
-        before = sessions_served(fleet)
+        before = fleet.sessions_served()
         statuses = asyncio.run(_together(broker.url, len(BALANCERS), 100 * index))
         assert statuses == ["ok"] * len(BALANCERS), (broker.url, statuses, fleet.logs())
-        after = sessions_served(fleet)
+        after = fleet.sessions_served()
         assert {name: after[name] - before[name] for name in BALANCERS} == dict.fromkeys(
             BALANCERS, 1.0
         ), broker.url

@@ -179,7 +179,7 @@ def test_floods_of_tiny_frames(target: Target, tally: Tally) -> None:
         letters = [text({"text": "a", **context})] * 700  # max_text_chars is 600
         outcome = asyncio.run(attack(target, path, [text({"text": " ", **context}), *letters]))
         tally.record(target.name, "text_flood", 701, outcome)
-        assert outcome.label == "1008 text_too_long", outcome
+        assert outcome.label == "1008 max_character_limit_exceeded", outcome
 
 
 def test_fragmented_messages_reassemble(target: Target, tally: Tally) -> None:

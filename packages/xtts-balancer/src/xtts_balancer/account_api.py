@@ -3,7 +3,8 @@
 
 A self-hosted server has no accounts or billing, so both describe one unlimited plan: tier
 ``self_hosted``, status ``active``, character and voice limits of :data:`UNLIMITED`, nothing owed.
-This server does not meter characters, so ``character_count`` is 0 and the count never resets.
+``character_count`` is the characters this balancer has spoken since it started (the
+``xtts_characters_total`` metric), and the count never resets.
 Instant voice cloning is available exactly when ``model.voices_dir`` is set (``POST
 /v1/voices/add``), and ``voice_slots_used`` counts the voices added that way. Every balancer
 answers the same user and workspace id, so the answer does not depend on which one a broker asks.
@@ -88,9 +89,11 @@ class UserResponse(BaseModel):
 
 
 def _subscription(request: Request) -> SubscriptionResponse:
-    library = balancer_state(request).settings.model.voices_dir
+    state = balancer_state(request)
+    library = state.settings.model.voices_dir
     added = len(list(library.glob(f"*{ADDED_VOICE_SUFFIX}"))) if library is not None else 0
     return SubscriptionResponse(
+        character_count=state.metrics.characters_spoken(),
         voice_slots_used=added,
         voice_limit=UNLIMITED if library is not None else 0,
         voice_add_edit_counter=added,

@@ -11,16 +11,19 @@ websocket dialects).
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, WebSocketRoute
 
 from xtts_balancer.admin import AdminGate
+from xtts_balancer.cluster_voices_api import cluster_voice_routes
 from xtts_balancer.http_common import ApiError, api_error_response
 from xtts_balancer.openapi import api_routes
 from xtts_balancer.ops import ops_routes
@@ -29,7 +32,9 @@ from xtts_balancer.settings import BalancerSettings
 from xtts_balancer.state import BalancerState
 from xtts_balancer.ws import stream_input
 from xtts_balancer.ws_multi import multi_stream_input
+from xtts_core.answer_headers import AnswerHeaders
 from xtts_core.asgi import LingeringClose
+from xtts_core.cluster import SESSION_ID_HEADER
 
 __all__ = ["create_app"]
 
@@ -63,9 +68,33 @@ def create_app(settings: BalancerSettings) -> Starlette:
         WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
         *api_routes(),  # HTTP speech, voices, models, /openapi.json
         *playground_routes(settings),  # the browser page (playground.enabled)
+        *cluster_voice_routes(),  # the fleet's voice library (broker mode)
     ]
     gate = Middleware(AdminGate, admin=settings.admin)  # admin key / admin listener
+    headers = Middleware(AnswerHeaders, request_id=_request_id, extra=_concurrency_headers)
     return Starlette(
-        routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose), gate],
+        routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose), headers, gate],
         exception_handlers={ApiError: api_error_response},
     )  # fmt: skip
+
+
+def _request_id(scope: MutableMapping[str, Any]) -> str:
+    """The id of an HTTP request: in broker mode the broker's session id (the request is
+    refused unless the broker signed it), else a fresh one."""
+    state = scope["app"].state.balancer
+    if state.broker is not None:
+        for name, value in scope["headers"]:
+            if name == SESSION_ID_HEADER.encode():
+                return str(value.decode("latin-1"))
+    return secrets.token_hex(8)
+
+
+def _concurrency_headers(scope: MutableMapping[str, Any]) -> list[tuple[str, str]]:
+    """ElevenLabs' concurrency headers from the slot pool: worker slots in use, and all slots of
+    the warm workers."""
+    pool = scope["app"].state.balancer.pool
+    busy = pool.capacity - pool.free_slots
+    return [
+        ("current-concurrent-requests", str(busy)),
+        ("maximum-concurrent-requests", str(pool.capacity)),
+    ]

@@ -10,16 +10,31 @@ classic Sun reference algorithms (as in CPython's former ``audioop``), vectorise
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import torch
 
 from xtts_core.audio import StreamingResampler
 from xtts_core.protocol import AudioFormat
 
-__all__ = ["AudioEncoder", "alaw_encode", "pcm16", "ulaw_encode"]
+__all__ = ["AudioEncoder", "alaw_encode", "pcm16", "streaming_wav_header", "ulaw_encode"]
 
 _SEG_ULAW_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
 _SEG_ALAW_END = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF])
+
+
+def streaming_wav_header(sample_rate: int) -> bytes:
+    """The RIFF/WAV header of 16-bit mono PCM of unknown length, sent before the samples: both
+    sizes are 0xFFFFFFFF ("to the end of the stream"), as streamed WAV is written when the
+    length cannot be known up front."""
+    unknown = 0xFFFFFFFF
+    fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    return (
+        b"RIFF" + struct.pack("<I", unknown) + b"WAVE"
+        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+        + b"data" + struct.pack("<I", unknown)
+    )  # fmt: skip
 
 
 def pcm16(samples: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from xtts_balancer.errors import SessionError
 from xtts_balancer.settings import AuthSection
-from xtts_core.cluster import ApiKeys, hash_api_key
+from xtts_core.cluster import ApiKeys, api_key_id
 from xtts_core.protocol import ErrorCode
 
 __all__ = ["Authenticator"]
@@ -24,7 +24,7 @@ class Authenticator:
         self._keys = ApiKeys(section.api_key_hashes)
 
     def check(self, key: str | None) -> str:
-        """The identity (hash prefix) of a valid key; raises :class:`SessionError` (1008) otherwise.
+        """The identity (:func:`~xtts_core.cluster.api_key_id`) of a valid key; raises :class:`SessionError` (1008) otherwise.
 
         With auth disabled every client is ``"anonymous"``.
         """
@@ -38,4 +38,4 @@ class Authenticator:
             )
         if not self._keys.check(key):  # constant time, every stored hash compared
             raise SessionError("Invalid API key.", ErrorCode.INVALID_API_KEY)
-        return hash_api_key(key).removeprefix("sha256:")[:16]
+        return api_key_id(key)

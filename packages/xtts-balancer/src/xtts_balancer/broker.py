@@ -45,7 +45,7 @@ from xtts_core.cluster import (
     verify_request,
 )
 
-__all__ = ["BrokerLink", "BrokerLinks", "verify_stream"]
+__all__ = ["BrokerLink", "BrokerLinks", "balancer_id", "verify_stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ def verify_stream(
     )  # fmt: skip
     guard.claim(session_id)
     return session_id
+
+
+def balancer_id(settings: BalancerSettings) -> str:
+    """This balancer's name at the brokers and in the session log lines: ``cluster.balancer_id``,
+    else ``<hostname>:<port>``."""
+    return settings.cluster.balancer_id or f"{socket.gethostname()}:{settings.service.port}"
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,7 @@ class _Balancer:
         url = cluster.advertised_url or f"{scheme}://{host}:{service.port}"
         parsed = httpx.URL(url)
         return cls(
-            balancer_id=cluster.balancer_id or f"{socket.gethostname()}:{service.port}",
+            balancer_id=balancer_id(settings),
             url=url, host=parsed.host, port=parsed.port or (443 if parsed.scheme == "https" else 80),
             instances=service.instances, secret=cluster.secret.get_secret_value(),
             retry_s=cluster.retry_interval_s, capacity=capacity,

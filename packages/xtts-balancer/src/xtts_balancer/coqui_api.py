@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import struct
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
@@ -32,6 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from xtts_balancer.audio import streaming_wav_header
 from xtts_balancer.backends.base import DEFAULT_VOICE_ID
 from xtts_balancer.coqui_models import (
     CoquiLanguages,
@@ -49,8 +49,8 @@ from xtts_balancer.http_speech import (
     CLIENT_CLOSED_REQUEST,
     LeasedStream,
     Speech,
-    admitted_session,
-    closed_on_refusal,
+    admit_request,
+    answer_refusals,
     collect,
     read_json,
     whole_file,
@@ -73,14 +73,6 @@ SAMPLE_RATE = 24000
 R = TypeVar("R", bound=CoquiSpeechRequest)
 
 
-def stream_wav_header(sample_rate: int) -> bytes:
-    """A 16-bit mono WAV header whose sizes say "unknown" (0xFFFFFFFF), for a stream."""
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI", b"RIFF", 0xFFFFFFFF, b"WAVE", b"fmt ", 16, 1, 1, sample_rate,
-        sample_rate * 2, 2, 16, b"data", 0xFFFFFFFF,
-    )  # fmt: skip
-
-
 def _latent_dims(session: SpeechSession) -> tuple[int, int]:
     """The workers' latent sizes (a slot is held, so one is warm); 400 without latents."""
     dims = session.state.supervisor.latent_dims
@@ -96,9 +88,10 @@ def _latent_dims(session: SpeechSession) -> tuple[int, int]:
 async def studio_speakers(request: Request) -> Response:
     """``GET /studio_speakers``: every voice, ``default`` (the default voice's alias) too, so a
     client configured with ``default`` works on any server."""
-    session = admitted_session(request, "-", KIND)
+    session = SpeechSession(balancer_state(request), "-", KIND)
     speakers = {}
-    with closed_on_refusal(session):
+    with answer_refusals(session, ApiError.from_refusal):
+        admit_request(session, request)
         await session.acquire_slot()
         _latent_dims(session)
         for voice_id in sorted(session.state.supervisor.voices):
@@ -114,8 +107,9 @@ async def studio_speakers(request: Request) -> Response:
 async def clone_speaker(request: Request) -> Response:
     """``POST /clone_speaker``: the latents of the multipart ``wav_file`` (any audio the worker
     reads: WAV, FLAC, OGG, MP3), at most ``limits.max_upload_bytes``."""
-    session = admitted_session(request, "-", KIND)
-    with closed_on_refusal(session):
+    session = SpeechSession(balancer_state(request), "-", KIND)
+    with answer_refusals(session, ApiError.from_refusal):
+        admit_request(session, request)
         limit = session.settings.limits.max_upload_bytes
         if int(request.headers.get("content-length") or 0) > limit:
             raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"The upload is larger than {limit} bytes.")
@@ -138,8 +132,10 @@ async def clone_speaker(request: Request) -> Response:
 
 async def _prepare(request: Request, model: type[R], fmt: OutputFormat) -> tuple[Speech, R]:
     """Admit, validate and take a slot (every refusal happens here, before any audio)."""
-    session = admitted_session(request, "-", KIND)
-    with closed_on_refusal(session):
+    session = SpeechSession(balancer_state(request), "-", KIND)
+    with answer_refusals(session, ApiError.from_refusal):
+        admit_request(session, request)
+        session.record.output_format = fmt.value
         body = parse_model(model, await read_json(request, MAX_BODY_BYTES), "body")
         session.count_text(body.text)
         language = base_language(body.language)
@@ -157,7 +153,7 @@ async def _prepare(request: Request, model: type[R], fmt: OutputFormat) -> tuple
             language,
             1.0,
             body.seed,
-            fmt,
+            fmt.audio_format,
             latents=latents,
             chunk_codes=chunk_codes,
         )
@@ -174,7 +170,7 @@ def _check_language(session: SpeechSession, language: str) -> None:
 
 async def _pcm(speech: Speech, header: bool) -> AsyncIterator[bytes]:
     if header:
-        yield stream_wav_header(SAMPLE_RATE)
+        yield streaming_wav_header(SAMPLE_RATE)
     try:
         async for piece in speech.pieces():
             if piece.audio:
@@ -187,7 +183,7 @@ async def _pcm(speech: Speech, header: bool) -> AsyncIterator[bytes]:
 async def tts_stream(request: Request) -> Response:
     """``POST /tts_stream``: raw PCM as it is made (see the module docstring)."""
     speech, body = await _prepare(request, CoquiStreamRequest, OutputFormat.PCM_24000)
-    media = "audio/wav" if body.add_wav_header else content_type(speech.output_format.audio_format)
+    media = "audio/wav" if body.add_wav_header else content_type(speech.audio_format)
     return LeasedStream(_pcm(speech, body.add_wav_header), media, speech.release)
 
 

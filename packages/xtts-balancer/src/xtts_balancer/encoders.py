@@ -1,16 +1,22 @@
-"""Compressed output: ``mp3_*`` and ``opus_48000_*`` encoded incrementally with PyAV (FFmpeg).
+"""Compressed output: ``mp3_*``, ``opus_48000_*``, aac and flac encoded incrementally with PyAV
+(FFmpeg).
 
 One :class:`CompressedEncoder` lives as long as one stream (a websocket session or an HTTP
 request), so the bytes it hands out concatenate into one valid file: raw MPEG audio frames for
 mp3 (no ID3 tag, no Xing frame, which would need seeking back), an Ogg/Opus stream for opus
-(docs/protocol.md §2.8). Every :meth:`~CompressedEncoder.encode` returns whatever the
+(docs/protocol.md §2.8), ADTS frames for aac (each frame carries its own header) and a FLAC
+stream for flac (the OpenAI speech API's formats). The FLAC muxer would seek back at the end to
+write the total length and checksum into its header; the sink cannot seek, so the header keeps
+"length unknown", which every FLAC decoder accepts. Every :meth:`~CompressedEncoder.encode` returns whatever the
 encoder has finished so far, so the first bytes leave as soon as the first audio exists; only
 the encoder's own look-ahead (one MPEG frame, a few ms of Opus) waits for :meth:`finish`. Ogg
 pages are cut every 20 ms instead of FFmpeg's default second, for the same reason.
 
 Segments do not flush the encoder (that would end the file), so :meth:`end_segment` returns
 nothing and the stream's last audio comes out of :meth:`finish`. Durations of compressed bytes
-are nominal (bytes at the constant bit rate), as livekit computes them.
+are nominal (bytes at the constant bit rate), as livekit computes them; FLAC has no constant bit
+rate, so its formats name the uncompressed rate (16-bit samples) and its durations are lower
+bounds.
 
 :func:`make_encoder` picks this or :class:`~xtts_balancer.audio.AudioEncoder` for a format.
 """
@@ -31,6 +37,8 @@ __all__ = ["CompressedEncoder", "StreamEncoder", "content_type", "make_encoder"]
 _MUXERS: dict[str, tuple[str, str, dict[str, str]]] = {
     "mp3": ("mp3", "libmp3lame", {"write_xing": "0", "id3v2_version": "0"}),
     "opus": ("ogg", "libopus", {"page_duration": "20000"}),
+    "aac": ("adts", "aac", {}),
+    "flac": ("flac", "flac", {}),
 }
 
 _CONTENT_TYPES = {
@@ -40,6 +48,8 @@ _CONTENT_TYPES = {
     "ulaw": "audio/basic",
     "alaw": "audio/x-alaw-basic",
     "wav": "audio/wav",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
 }
 
 
@@ -90,7 +100,7 @@ class _Sink:
 
 
 class CompressedEncoder:
-    """One stream's mp3 or Ogg/Opus encoder (see the module docstring)."""
+    """One stream's mp3, Ogg/Opus, aac or flac encoder (see the module docstring)."""
 
     def __init__(self, fmt: AudioFormat, source_rate: int) -> None:
         if fmt.codec not in _MUXERS or fmt.bitrate_kbps is None:

@@ -48,6 +48,8 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         code = error.value if isinstance(error, ErrorCode) else error
+        self.error = code
+        self.message = message
         self.status_code = status_code or http_status(code)
         self.body: BaseModel = ErrorResponse(detail=ErrorDetail(status=code, message=message))
 
@@ -79,6 +81,12 @@ class ApiError(Exception):
     @classmethod
     def from_session(cls, exc: SessionError) -> ApiError:
         return cls(exc.error, exc.message, exc.status)
+
+    @classmethod
+    def from_refusal(cls, exc: SessionError | ApiError) -> ApiError:
+        """``exc`` as an answer: a :class:`SessionError` in its HTTP form, an ``ApiError`` as it
+        is."""
+        return cls.from_session(exc) if isinstance(exc, SessionError) else exc
 
 
 async def api_error_response(request: Request, exc: Exception) -> Response:

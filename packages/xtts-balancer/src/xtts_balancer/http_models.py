@@ -54,6 +54,7 @@ class SpeechRequest(BaseModel):
     next_request_ids: list[str] | None = Field(None, max_length=3)
     use_pvc_as_ivc: bool = False
     apply_text_normalization: Literal["auto", "on", "off"] = "auto"
+    """``off``: numbers, abbreviations and symbols are read as written, not spelt out."""
     apply_language_text_normalization: bool = False
     audio_effects: dict[str, Any] | None = None
 

@@ -1,13 +1,24 @@
-"""What every HTTP speech dialect shares: one admitted request as a :class:`Speech` (its
-:class:`~xtts_balancer.session.SpeechSession`, its sentences and how to speak them), its audio in
-pieces as it is made, a streamed answer that gives the session back however it ends
-(:class:`LeasedStream`), a whole answer that cancels the job when the client leaves
-(:func:`collect`), and the JSON body read under a size limit (:func:`read_json`).
+"""What the HTTP speech dialects share: one admitted request, its audio in pieces, its response.
 
-The dialects (:mod:`~xtts_balancer.http_tts` for ElevenLabs, :mod:`~xtts_balancer.coqui_api`
-for coqui's xtts-streaming-server) parse their requests into a :class:`Speech` and render its
-pieces in their own shapes. The invariant a changer must keep: a :class:`Speech` holds its slot
-until :meth:`Speech.release`, which every answer runs exactly once on every path.
+:mod:`xtts_balancer.http_tts` (ElevenLabs), :mod:`xtts_balancer.openai_speech` (OpenAI) and
+:mod:`xtts_balancer.coqui_api` (coqui's xtts-streaming-server) parse their own bodies and render
+their own errors; between them and the session layer
+(:class:`~xtts_balancer.session.SpeechSession`) sits this module:
+
+- :func:`admit_request`: a request admitted (draining, ``limits.max_sessions``, the broker's
+  signature or the key), named, logged and registered as a session; :func:`answer_refusals`
+  turns what refuses it into the dialect's error answer, records that answer and gives back all
+  the session took;
+- :func:`read_json`: the body, at most :data:`MAX_BODY_BYTES`;
+- :class:`Speech`: the admitted request holding its slot, its sentences spoken one job each into
+  one encoder, cancelled by the client leaving or the drain;
+- :class:`LeasedStream`: a streamed answer that gives everything back however it ends, and cuts
+  the transfer short when synthesis fails after the headers went out;
+- :func:`collect`: a whole answer, cancelled at once when the client leaves, and
+  :func:`whole_file` (its bytes, a WAV file for ``wav``).
+
+The invariant a changer must keep: whoever makes a :class:`Speech` hands its
+:meth:`Speech.release` to the response (or calls it), so the slot is given back exactly once.
 """
 
 from __future__ import annotations
@@ -33,9 +44,8 @@ from xtts_balancer.http_common import ApiError
 from xtts_balancer.http_models import CharacterAlignment
 from xtts_balancer.sending import AudioOut
 from xtts_balancer.session import SpeechSession, shutting_down
-from xtts_balancer.state import balancer_state
 from xtts_balancer.worker.ipc import Latents
-from xtts_core.protocol import Alignment, ErrorCode, OutputFormat, request_api_key
+from xtts_core.protocol import Alignment, AudioFormat, ErrorCode, request_api_key
 
 __all__ = [
     "CLIENT_CLOSED_REQUEST",
@@ -43,49 +53,14 @@ __all__ = [
     "LeasedStream",
     "Speech",
     "SpeechPiece",
-    "admitted_session",
-    "closed_on_refusal",
+    "admit_request",
+    "answer_refusals",
     "collect",
     "read_json",
     "whole_file",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def admitted_session(request: Request, voice_id: str, kind: str) -> SpeechSession:
-    """A new :class:`SpeechSession` for ``request``, admitted (the broker's signature, else the
-    API key) and open.
-
-    Raises:
-        ApiError: refused (draining, ``limits.max_sessions``, the key or its limit).
-    """
-    session = SpeechSession(balancer_state(request), voice_id, kind)
-    with closed_on_refusal(session):
-        session.admit(
-            request.method, request.url.path, request.headers,
-            request_api_key(request.headers, request.query_params),
-        )  # fmt: skip
-        if session.needs_key:
-            session.authenticate(None)
-        session.open()
-    return session
-
-
-@contextlib.contextmanager
-def closed_on_refusal(session: SpeechSession) -> Iterator[None]:
-    """Close ``session`` if the body raises; a :class:`SessionError` is recorded (error
-    metrics, a log line with the session's tag) and becomes its :class:`ApiError`."""
-    try:
-        yield
-    except SessionError as exc:
-        session.record_failure(exc)
-        session.close()
-        raise ApiError.from_session(exc) from None
-    except BaseException:
-        session.close()
-        raise
-
 
 #: Largest JSON body accepted (text is limited separately by ``limits.max_text_chars``).
 MAX_BODY_BYTES = 1 << 20
@@ -95,8 +70,71 @@ CLIENT_CLOSED_REQUEST = 499
 
 @dataclass
 class SpeechPiece:
+    """Encoded audio, the characters expected in it (seconds from the request's start) and its
+    nominal duration."""
+
     audio: bytes
     alignment: CharacterAlignment | None
+    duration_ms: float = 0.0
+
+
+def admit_request(session: SpeechSession, request: Request) -> None:
+    """Admit the request (draining, ``limits.max_sessions``, the broker's signature or the key),
+    name it (the broker's session id, else the request's id), log it and register it as open.
+
+    Raises:
+        SessionError: what :meth:`SpeechSession.admit` refuses (``shutting_down``,
+            ``invalid_api_key``, the session limits).
+    """
+    session.admit(
+        request.method, request.url.path, request.headers,
+        request_api_key(request.headers, request.query_params),
+    )  # fmt: skip
+    if session.needs_key:
+        session.authenticate(None)
+    session.session_id = session.session_id or request.state.request_id
+    logger.info("%s: %s %s", session.tag, request.method, request.url.path)
+    session.open()
+
+
+@contextlib.contextmanager
+def answer_refusals(
+    session: SpeechSession, render: Callable[[SessionError | ApiError], ApiError]
+) -> Iterator[None]:
+    """Around a request's admission: a refusal raised in the body is re-raised as
+    ``render(refusal)`` (the dialect's error answer), recorded as the session's answer; whatever
+    is raised, the session is closed, giving back all it took."""
+    try:
+        yield
+    except (SessionError, ApiError) as exc:
+        if isinstance(exc, SessionError):
+            session.record_failure(exc)  # error metrics, a log line with the session's tag
+        error = render(exc)
+        session.record.answered(error.status_code, error.error)
+        session.close()
+        raise error from None
+    except BaseException:
+        session.close()
+        raise
+
+
+async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> object:
+    """The request's JSON body.
+
+    Raises:
+        ApiError: ``payload_too_large`` over ``limit`` bytes, ``invalid_request`` naming
+            ``body`` for what is not JSON.
+    """
+    size = int(request.headers.get("content-length") or 0)
+    if size > limit:
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {limit} bytes")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {limit} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
+        raise ApiError.invalid(["body"], f"body is not valid JSON: {exc}") from None
 
 
 @dataclass(eq=False)
@@ -109,7 +147,7 @@ class Speech:
     language: str
     speed: float
     seed: int | None
-    output_format: OutputFormat
+    audio_format: AudioFormat
     latents: Latents | None = None
     """Speak with these latents instead of the session's voice (the coqui dialect)."""
     chunk_codes: int | None = None
@@ -158,7 +196,7 @@ class Speech:
         session = self.session
         state = session.state
         assert state.supervisor.sample_rate is not None
-        encoder = make_encoder(self.output_format.audio_format, state.supervisor.sample_rate)
+        encoder = make_encoder(self.audio_format, state.supervisor.sample_rate)
         aligner = SegmentAligner(state.settings.stream.ms_per_char)
         out = AudioOut(encoder, aligner, state.metrics.time_to_first_audio)
         offset_ms = 0.0
@@ -171,11 +209,12 @@ class Speech:
             async for piece in spoken:
                 if (reason := self._reason()) is not None:  # a cancel is lost if a chunk came
                     raise reason
-                yield SpeechPiece(piece.audio, _seconds(piece.alignment, offset_ms))
+                alignment = _seconds(piece.alignment, offset_ms)
+                yield SpeechPiece(piece.audio, alignment, piece.duration_ms)
                 offset_ms += piece.duration_ms
         tail = out.finish()
         if tail:
-            yield SpeechPiece(tail, None)
+            yield SpeechPiece(tail, None, encoder.duration_ms(tail))
 
 
 def _seconds(alignment: Alignment | None, offset_ms: float) -> CharacterAlignment | None:
@@ -190,20 +229,6 @@ def _seconds(alignment: Alignment | None, offset_ms: float) -> CharacterAlignmen
             round(s + d / 1000, 3) for s, d in zip(starts, alignment.char_durations_ms, strict=True)
         ],
     )
-
-
-async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> object:
-    """The JSON body; 413 over ``limit`` bytes, 422 if it is not JSON."""
-    size = int(request.headers.get("content-length") or 0)
-    if size > limit:
-        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {limit} bytes")
-    raw = await request.body()
-    if len(raw) > limit:
-        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {limit} bytes")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
-        raise ApiError.invalid(["body"], f"body is not valid JSON: {exc}") from None
 
 
 class LeasedStream(StreamingResponse):
@@ -233,7 +258,11 @@ class LeasedStream(StreamingResponse):
 async def collect(request: Request, speech: Speech) -> list[SpeechPiece] | None:
     """Every piece of a whole-file request; ``None`` if the client left first, which cancels
     the running job at once (nobody reads a response until it is complete, so the request's
-    ``http.disconnect`` is watched while the audio is made)."""
+    ``http.disconnect`` is watched while the audio is made). Gives the session back.
+
+    Raises:
+        ApiError: a job failed (recorded as the session's answer).
+    """
     collecting = asyncio.ensure_future(_all_pieces(speech))
     client_gone = asyncio.ensure_future(_disconnected(request))
     try:
@@ -241,13 +270,16 @@ async def collect(request: Request, speech: Speech) -> list[SpeechPiece] | None:
         if not collecting.done():
             logger.info("%s: the client left; generation cancelled", speech.session.tag)
             speech.end(SessionError("The client left.", ErrorCode.CLIENT_LEFT))
+            speech.session.record.answered(CLIENT_CLOSED_REQUEST, ErrorCode.CLIENT_LEFT.value)
             with contextlib.suppress(asyncio.CancelledError, SessionError):
                 await collecting
             return None
         return collecting.result()
     except SessionError as exc:
         speech.session.record_failure(exc)
-        raise ApiError.from_session(exc) from None
+        error = ApiError.from_session(exc)
+        speech.session.record.answered(error.status_code, error.error)
+        raise error from None
     finally:
         client_gone.cancel()
         collecting.cancel()
@@ -265,8 +297,9 @@ async def _disconnected(request: Request) -> None:
 
 
 def whole_file(speech: Speech, pieces: list[SpeechPiece]) -> bytes:
+    """The pieces' audio as one file: as it came, or a WAV file for ``wav``."""
     audio = b"".join(piece.audio for piece in pieces)
-    fmt = speech.output_format.audio_format
+    fmt = speech.audio_format
     if fmt.codec != "wav":
         return audio
     out = io.BytesIO()

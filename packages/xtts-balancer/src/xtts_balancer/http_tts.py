@@ -24,7 +24,8 @@ of this request's audio. Accepted and ignored:
 ``model_id`` (logged when it is not ours), ``previous_text``/``next_text`` and request ids
 (XTTS takes no context), ``optimize_streaming_latency`` (the first chunk is always small),
 ``voice_settings`` other than ``speed``, ``pronunciation_dictionary_locators``, ``audio_effects``
-and the normalisation switches.
+and ``apply_language_text_normalization``. ``apply_text_normalization: off`` is honoured (numbers,
+abbreviations and symbols are read as written), and so is ``<break time="…"/>`` in the text.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ from xtts_balancer.http_speech import (
     LeasedStream,
     Speech,
     SpeechPiece,
-    admitted_session,
-    closed_on_refusal,
+    admit_request,
+    answer_refusals,
     collect,
     read_json,
     whole_file,
@@ -60,6 +61,7 @@ from xtts_balancer.http_speech import (
 from xtts_balancer.models_api import note_model_id
 from xtts_balancer.segments import TextBuffer
 from xtts_balancer.session import SpeechSession
+from xtts_balancer.state import balancer_state
 from xtts_core.protocol import (
     DEFAULT_CHUNK_LENGTH_SCHEDULE,
     ErrorCode,
@@ -79,31 +81,39 @@ logger = logging.getLogger(__name__)
 
 async def _prepare(request: Request, *, streaming: bool) -> Speech:
     """Admit, validate and take a slot (every refusal happens here, before any audio)."""
-    session = admitted_session(request, request.path_params["voice_id"], "http")
-    with closed_on_refusal(session):
+    session = SpeechSession(balancer_state(request), request.path_params["voice_id"], "http")
+    with answer_refusals(session, ApiError.from_refusal):
+        admit_request(session, request)
         query_model = StreamingQuery if streaming else FileQuery
         query = parse_model(query_model, dict(request.query_params), "query")
         body = parse_model(SpeechRequest, await read_json(request), "body")
-        return await _admitted(session, query.output_format, body)
+        speech = await _admitted(session, query.output_format, body)
+        request.state.character_cost = len(body.text)  # the characters billed, as ElevenLabs does
+        return speech
 
 
 async def _admitted(
     session: SpeechSession, output_format: OutputFormat, body: SpeechRequest
 ) -> Speech:
     settings = session.settings
+    session.record.output_format = output_format.value
     note_model_id(body.model_id)
     limit = settings.limits.max_text_chars
     if len(body.text) > limit:
-        raise ApiError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {limit} characters")
+        raise ApiError(
+            ErrorCode.MAX_CHARACTER_LIMIT_EXCEEDED,
+            f"This request's text has {len(body.text)} characters and exceeds the character "
+            f"limit of {limit} characters.",
+        )
     language = base_language(body.language_code or settings.model.language)
+    session.normalize_text = body.apply_text_normalization != "off"
     _check_voice(session, language)
     await session.acquire_slot()
     _check_voice(session, language)  # the first worker may have just become ready
     buffer = TextBuffer(language, DEFAULT_CHUNK_LENGTH_SCHEDULE)
     speed = body.voice_settings.speed if body.voice_settings is not None else 1.0
-    return Speech(
-        session, buffer.add(body.text, flush=True), language, speed, body.seed, output_format
-    )
+    segments = buffer.add(body.text, flush=True)
+    return Speech(session, segments, language, speed, body.seed, output_format.audio_format)
 
 
 def _check_voice(session: SpeechSession, language: str) -> None:
@@ -115,7 +125,7 @@ def _check_voice(session: SpeechSession, language: str) -> None:
         if exc.error == ErrorCode.INVALID_MESSAGE.value:
             raise ApiError.invalid(["body", "language_code"], exc.message) from None
         if exc.error == ErrorCode.VOICE_NOT_FOUND.value:
-            message = f"A voice for the voice_id {session.voice_id} was not found."
+            message = f"A voice for the voice_id {session.requested_voice_id} was not found."
             raise ApiError(ErrorCode.VOICE_NOT_FOUND, message) from None
         raise
 
@@ -139,7 +149,7 @@ async def speech(request: Request) -> Response:
     pieces = await collect(request, prepared)
     if pieces is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    fmt = prepared.output_format.audio_format
+    fmt = prepared.audio_format
     return Response(whole_file(prepared, pieces), media_type=content_type(fmt))
 
 
@@ -173,13 +183,14 @@ async def _stream_bytes(prepared: Speech, lines: bool) -> AsyncIterator[bytes]:
         logger.warning(
             "%s: speech stream failed: %s (%s)", prepared.session.tag, exc.message, exc.error
         )
+        prepared.session.record.answered(200, exc.error)
         raise
 
 
 async def speech_stream(request: Request) -> Response:
     """``POST /v1/text-to-speech/{voice_id}/stream``: audio as it is made."""
     prepared = await _prepare(request, streaming=True)
-    media_type = content_type(prepared.output_format.audio_format)
+    media_type = content_type(prepared.audio_format)
     return LeasedStream(_stream_bytes(prepared, lines=False), media_type, prepared.release)
 
 

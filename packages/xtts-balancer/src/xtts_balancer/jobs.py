@@ -44,19 +44,21 @@ __all__ = [
 ]
 
 
-def admit_key(state: BalancerState, key: str | None) -> str:
-    """The identity of a valid ``key`` after counting one more session for it; the caller gives
-    it back with ``state.key_sessions[identity] -= 1``.
+def admit_key(state: BalancerState, key: str | None, identity: str | None = None) -> str:
+    """The identity of a valid ``key`` (or the given ``identity``: a single-use token's) after
+    counting one more session for it; the caller gives it back with
+    ``state.key_sessions[identity] -= 1``.
 
     Raises:
         SessionError: no or a wrong key, or the key's session limit is reached.
     """
-    identity = state.auth.check(key)
+    if identity is None:
+        identity = state.auth.check(key)
     limit = state.settings.auth.max_sessions_per_key
     if limit is not None and state.key_sessions[identity] >= limit:
         raise SessionError(
             f"Too many concurrent sessions for this API key (limit {limit}).",
-            ErrorCode.TOO_MANY_SESSIONS,
+            ErrorCode.TOO_MANY_CONCURRENT_REQUESTS,
         )
     state.key_sessions[identity] += 1
     return identity
@@ -66,7 +68,9 @@ async def acquire_slot(state: BalancerState) -> Lease:
     """A worker slot, now or after waiting in the queue.
 
     Raises:
-        SessionError: ``server_busy`` (close 1013) when the queue is full or the wait timed out.
+        SessionError: (close 1013) ``system_busy`` when the queue is full,
+            ``too_many_concurrent_requests`` when every slot stayed busy (the wait timed out,
+            or ``queue.max_queue`` is 0).
     """
     metrics = state.metrics
     t0 = time.monotonic()
@@ -74,7 +78,8 @@ async def acquire_slot(state: BalancerState) -> Lease:
     try:
         lease = await state.pool.acquire()
     except NoCapacityError as exc:
-        raise SessionError(str(exc), ErrorCode.SERVER_BUSY, CloseCode.TRY_AGAIN_LATER) from None
+        error = ErrorCode.SYSTEM_BUSY if exc.queue_full else ErrorCode.TOO_MANY_CONCURRENT_REQUESTS
+        raise SessionError(str(exc), error, CloseCode.TRY_AGAIN_LATER) from None
     finally:
         metrics.queue_length.dec()
     metrics.queue_wait.observe(time.monotonic() - t0)
@@ -83,17 +88,19 @@ async def acquire_slot(state: BalancerState) -> Lease:
 
 def new_job(
     state: BalancerState, text: str, *, language: str, voice_id: str, speed: float,
-    seed: int | None, chunk_codes: int | None = None, latents: Latents | None = None,
+    seed: int | None, chunk_codes: int | None = None, normalize: bool = True,
+    latents: Latents | None = None,
 ) -> Job:  # fmt: skip
-    """One segment's job with the model and stream settings filled in (spoken with
-    ``latents`` instead of ``voice_id``'s when they are given)."""
+    """One segment's job with the model and stream settings filled in (``normalize`` off: the
+    worker speaks numbers, abbreviations and symbols as written; spoken with ``latents`` instead
+    of ``voice_id``'s when they are given)."""
     settings = state.settings
     return Job(
         job_id=state.supervisor.next_job_id(), text=text, language=language, voice_id=voice_id,
         speed=speed, seed=seed, max_new_codes=settings.model.max_new_codes,
         first_chunk_codes=settings.stream.first_chunk_codes,
         chunk_codes=chunk_codes or settings.stream.chunk_codes,
-        denoise=settings.model.noise_reduction, latents=latents,
+        denoise=settings.model.noise_reduction, normalize=normalize, latents=latents,
     )  # fmt: skip
 
 

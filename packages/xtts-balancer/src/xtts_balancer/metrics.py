@@ -50,6 +50,9 @@ class Metrics:
             "xtts_worker_step_seconds", "Mean decode step time of a worker's latest batch size",
             ["worker"], registry=r,
         )  # fmt: skip
+        self.characters = Counter(
+            "xtts_characters", "Characters of text spoken (each finished segment's)", registry=r
+        )
         self.errors = Counter(
             "xtts_errors", "Sessions ended with an error, by error code", ["error"], registry=r
         )
@@ -59,6 +62,10 @@ class Metrics:
         self.slots_free = Gauge(
             "xtts_slots_free", "Stream slots free now (an autoscaler's signal)", registry=r
         )
+
+    def characters_spoken(self) -> int:
+        """Characters spoken since the process started (``xtts_characters_total``)."""
+        return int(self.registry.get_sample_value("xtts_characters_total") or 0)
 
     def watch_capacity(self, capacity: Callable[[], tuple[int, int]]) -> None:
         """Read ``xtts_slots_free`` and ``xtts_slots`` from ``capacity()`` (``(idle,

@@ -42,6 +42,9 @@ from xtts_balancer.http_tts import (
     speech_with_timestamps,
 )
 from xtts_balancer.models_api import ModelResponse, list_models
+from xtts_balancer.openai_models import CONTENT_TYPES, OpenAIModelList, SpeechCreate
+from xtts_balancer.openai_speech import audio_models, audio_speech
+from xtts_balancer.tokens_api import SingleUseTokenResponse, create_single_use_token
 from xtts_balancer.voice_search_api import (
     VoiceSearchQuery,
     VoiceSearchResponse,
@@ -58,11 +61,17 @@ from xtts_balancer.voices_api import (
     get_voice,
     list_voices,
 )
-from xtts_core.protocol import ErrorResponse, ValidationErrorResponse, VoiceSettings
+from xtts_core.protocol import (
+    ErrorResponse,
+    OpenAIErrorResponse,
+    ValidationErrorResponse,
+    VoiceSettings,
+)
 
 __all__ = ["ENDPOINTS", "Endpoint", "api_routes", "openapi_document", "openapi_json"]
 
 _AUDIO = ["audio/mpeg", "audio/ogg", "audio/pcm", "audio/basic", "audio/x-alaw-basic", "audio/wav"]
+_OPENAI_MEDIA = [*CONTENT_TYPES.values(), "text/event-stream"]
 _VOICE_ID = {"name": "voice_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 _CLONE_FORM = {
@@ -91,6 +100,8 @@ class Endpoint:
     array: bool = False
     """The answer is a JSON array of ``response``."""
     errors: tuple[int, ...] = (401,)
+    error_body: type[BaseModel] | None = None
+    """The body of every error answer; ``None``: ElevenLabs' (422: the validation list)."""
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -128,6 +139,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "The subscription: one unlimited self-hosted plan.", response=SubscriptionResponse),
     Endpoint("GET", "/v1/models", list_models, "The model this server runs.",
              response=ModelResponse, array=True),
+    Endpoint("POST", "/v1/single-use-token/tts_websocket", create_single_use_token,
+             "A token that admits one websocket (?single_use_token=) without a key.",
+             response=SingleUseTokenResponse),
+    Endpoint("POST", "/v1/audio/speech", audio_speech,
+             "OpenAI's speech API: audio streamed as it is made (or server-sent events).",
+             SpeechCreate, media=_OPENAI_MEDIA,
+             errors=(400, 401, 413, 429, 503), error_body=OpenAIErrorResponse),
+    Endpoint("GET", "/v1/audio/models", audio_models,
+             "The model this server runs, in OpenAI's list shape.", response=OpenAIModelList,
+             error_body=OpenAIErrorResponse),
     Endpoint("GET", "/studio_speakers", studio_speakers,
              "coqui: every voice's latents by voice id.", response=CoquiSpeakers,
              errors=(400, 401, 429)),
@@ -181,6 +202,7 @@ def openapi_document() -> dict[str, Any]:
     inputs = {m for e in ENDPOINTS for m in (e.body, e.query) if m is not None}
     outputs = {e.response for e in ENDPOINTS if e.response is not None}
     outputs |= {ErrorResponse, ValidationErrorResponse}
+    outputs |= {e.error_body for e in ENDPOINTS if e.error_body is not None}
     _, definitions = models_json_schema(
         [(m, "validation") for m in sorted(inputs, key=lambda m: m.__name__)]
         + [(m, "serialization") for m in sorted(outputs, key=lambda m: m.__name__)],
@@ -232,15 +254,17 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     operation["responses"] = {"200": _success(endpoint)} | {
         str(code): {
             "description": "Error",
-            "content": {
-                "application/json": {
-                    "schema": _ref(ValidationErrorResponse if code == 422 else ErrorResponse)
-                }
-            },
+            "content": {"application/json": {"schema": _ref(_error_model(endpoint, code))}},
         }
         for code in endpoint.errors
     }
     return operation
+
+
+def _error_model(endpoint: Endpoint, status: int) -> type[BaseModel]:
+    if endpoint.error_body is not None:
+        return endpoint.error_body
+    return ValidationErrorResponse if status == 422 else ErrorResponse
 
 
 def _success(endpoint: Endpoint) -> dict[str, Any]:

@@ -25,7 +25,13 @@ __all__ = ["Lease", "NoCapacityError", "SlotPool"]
 
 
 class NoCapacityError(Exception):
-    """No slot: the queue is full, or the wait timed out. ``str(exc)`` is the client message."""
+    """No slot: the queue is full, or the wait timed out. ``str(exc)`` is the client message;
+    ``queue_full`` says the queue (of at least one place) was full, rather than every slot
+    staying busy for the whole wait or no queue being configured."""
+
+    def __init__(self, message: str, *, queue_full: bool = False) -> None:
+        super().__init__(message)
+        self.queue_full = queue_full
 
 
 @dataclass(eq=False)
@@ -82,8 +88,11 @@ class SlotPool:
             if lease is not None:
                 return lease
         if len(self._waiters) >= self._max_queue:
+            if not self._max_queue:
+                raise NoCapacityError("All workers are busy; please try again later.")
             raise NoCapacityError(
-                "All workers are busy and the wait queue is full; please try again later."
+                "All workers are busy and the wait queue is full; please try again later.",
+                queue_full=True,
             )
         waiter: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)

@@ -6,8 +6,9 @@ early, and "Dr. Smith" or "3.5" are never cut). What the splitter still holds is
 ElevenLabs does it (docs/protocol.md §2.5): when it reaches the next
 ``chunk_length_schedule`` threshold (the last value repeats), on ``try_trigger_generation`` with
 at least 50 characters (the schedule does not advance), or in ``auto_mode`` on every message --
-each time up to the last whitespace, so a half-sent word stays -- and whole on ``flush`` and at
-end of stream.
+each time up to the last whitespace, so a half-sent word stays (and so does a tag still being
+sent, such as the start of a ``<break time="1s"/>``) -- and whole on ``flush`` and at end of
+stream.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xtts_core.protocol import TRY_TRIGGER_MIN_CHARS
+from xtts_core.text.markup import open_tag_start
 from xtts_core.text.split import IncrementalSplitter
 
 __all__ = ["TextBuffer"]
@@ -64,7 +66,9 @@ class TextBuffer:
         return segments
 
     def _take_complete_words(self) -> list[str]:
-        cut = max(self._pending.rfind(" "), self._pending.rfind("\n"))
+        tag = open_tag_start(self._pending)
+        end = len(self._pending) if tag is None else tag
+        cut = max(self._pending.rfind(" ", 0, end), self._pending.rfind("\n", 0, end))
         if cut <= 0:
             return []
         head, rest = self._pending[:cut].strip(), self._pending[cut:].lstrip()

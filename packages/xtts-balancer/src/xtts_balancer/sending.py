@@ -70,6 +70,11 @@ class AudioOut:
         self._held = data[cut:]
         return self._pieces(data[:cut], last=False)
 
+    def silence(self, samples: int) -> list[Piece]:
+        """``samples`` zero samples (a ``<break>``) through the same encoder, so a compressed
+        stream stays one file; they carry no characters, and nothing of them is held back."""
+        return self.push(np.zeros(samples, np.float32)) + self.end()
+
     def end(self) -> list[Piece]:
         """The segment's last pieces: what was held back, carrying the remaining characters."""
         data, self._held = self._held + self.encoder.end_segment(), b""

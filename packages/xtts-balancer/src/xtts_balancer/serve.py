@@ -32,9 +32,6 @@ from xtts_core.errors import SettingsError
 from xtts_core.logs import configure_logging, hold_logging, hypercorn_error_logger
 from xtts_core.settings import load_settings
 
-#: The text form of the log (``service.log_format: text``).
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
 __all__ = ["cli", "hypercorn_config", "main", "serve"]
 
 logger = logging.getLogger(__name__)
@@ -124,10 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(BalancerSettings, args.config)
     except SettingsError as exc:
-        configure_logging(level, "text", LOG_FORMAT)
+        configure_logging(level, "text")
         print(f"xtts-balancer: {exc}", file=sys.stderr)
         return 2
-    configure_logging(level, settings.service.log_format, LOG_FORMAT)
+    configure_logging(level, settings.service.log_format)
     if args.admin_bind and settings.admin.port is None:
         print(
             "xtts-balancer: --admin-bind needs admin.port (the port it listens on)", file=sys.stderr

@@ -18,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 
 from xtts_balancer.backends import BUILTIN_BACKENDS, backend_class
 from xtts_balancer.cluster_settings import ClusterSection
+from xtts_balancer.openai_models import OpenAISection
 from xtts_core.cluster import ApiKeys, hash_api_key
 from xtts_core.logs import LogFormat
 from xtts_core.protocol import MAX_CONTEXTS_PER_SOCKET, OutputFormat
@@ -104,6 +105,13 @@ class ModelSection(SettingsSection):
     """Cap on audio codes per segment (one code = 46.4 ms); none = the model's."""
     noise_reduction: bool = False
     """Run noisereduce on each chunk (changes the audio; off by default)."""
+    voice_aliases: dict[str, str] = Field(default_factory=dict)
+    """Other names for our voices: a foreign voice id or name (ElevenLabs'
+    ``21m00Tcm4TlvDq8ikWAM``, ``Rachel``) -> one of our voice ids, honoured wherever a voice id is
+    taken (see :mod:`xtts_balancer.voice_names`)."""
+    unknown_voice_fallback: bool = False
+    """Speak a voice id that is neither served nor an alias with the default voice (logged with
+    the session id) instead of refusing it with ``voice_not_found``."""
 
     @field_validator("backend")
     @classmethod
@@ -230,10 +238,10 @@ class LimitsSection(SettingsSection):
 class StreamSection(SettingsSection):
     """Streaming behaviour (``stream:``)."""
 
-    default_output_format: OutputFormat = OutputFormat.PCM_24000
-    """Websocket format when the query names none. ElevenLabs defaults to mp3_44100; pcm_24000 is
-    the original server's default, which its clients expect. HTTP speech defaults to
-    mp3_44100_128, as ElevenLabs' does."""
+    default_output_format: OutputFormat = OutputFormat.MP3_44100_128
+    """Websocket format when the query names none: mp3_44100_128, as at ElevenLabs; pcm_24000
+    keeps the original server's default for clients that expect raw PCM without asking. HTTP
+    speech always defaults to mp3_44100_128."""
     max_chunk_ms: int = Field(default=250, ge=20, le=2000)
     """Longest audio per message; keeps every frame far under the SDK's 1 MiB limit."""
     first_chunk_codes: int = Field(default=6, ge=1)
@@ -308,6 +316,7 @@ class BalancerSettings(ServiceSettings):
     admin: AdminSection = AdminSection()
     cluster: ClusterSection = ClusterSection()
     playground: PlaygroundSection = PlaygroundSection()
+    openai: OpenAISection = OpenAISection()
 
     @model_validator(mode="after")
     def _broker_mode(self) -> BalancerSettings:

@@ -25,8 +25,10 @@ from xtts_balancer.metrics import Metrics
 from xtts_balancer.pool import SlotPool
 from xtts_balancer.settings import BalancerSettings
 from xtts_balancer.supervisor import Supervisor, WorkerHandle
+from xtts_balancer.voice_names import VoiceNames
 from xtts_balancer.worker.ipc import WorkerConfig
 from xtts_core.cluster import ReplayGuard
+from xtts_core.single_use import SingleUseTokens
 
 __all__ = ["BalancerState", "GenerationLog", "Session", "balancer_state"]
 
@@ -72,6 +74,10 @@ class BalancerState:
         self.key_sessions: collections.Counter[str] = collections.Counter()
         self.draining = False
         self.replay_guard = ReplayGuard(settings.cluster.max_clock_skew_s)
+        self.single_use_tokens = SingleUseTokens(settings.auth.single_use_token_ttl_s)
+        """Tokens of ``POST /v1/single-use-token/tts_websocket``, each accepted by one socket."""
+        self.library_lock = asyncio.Lock()
+        """Held while a change to the voice library is decided and made (voice_store)."""
         workers = settings.workers
         configs = [
             WorkerConfig(
@@ -103,6 +109,8 @@ class BalancerState:
             ping_timeout_s=workers.ping_timeout_s, on_change=self._workers_changed,
             on_restart=self.metrics.worker_restarts.inc, on_load=self._worker_load,
         )  # fmt: skip
+        self.voice_names = VoiceNames(settings.model, self.supervisor)
+        """Resolves the voice ids clients send (aliases, the fallback)."""
         self.pool = SlotPool(
             self.supervisor.workers, workers.slots_per_worker, settings.queue.max_queue,
             settings.queue.queue_timeout_s, workers.capacity_aware,

@@ -108,7 +108,8 @@ async def search_voices(request: Request) -> Response:
 
 
 async def voice_settings(request: Request) -> Response:
-    """``GET /v1/voices/{voice_id}/settings``: the defaults, for a voice the workers serve."""
+    """``GET /v1/voices/{voice_id}/settings``: the defaults, for a voice the workers serve (or
+    an alias of one)."""
     check_caller(request)
     require_voice(request, request.path_params["voice_id"])
     return JSONResponse(_DEFAULTS.model_dump(mode="json"))

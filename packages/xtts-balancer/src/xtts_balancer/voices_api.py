@@ -6,11 +6,14 @@ The voices are those the workers serve: clips of ``model.voices_dir`` and ``mode
 and not listed. ``POST /v1/voices/add`` takes multipart ``name`` plus one or more ``files``
 (optional ``description`` and ``labels``, a JSON object of strings). Every file must decode as
 audio (PyAV, so any format FFmpeg reads; this is the type check) and the request must fit in
-``limits.max_upload_bytes``. The clips are joined into one 22.05 kHz WAV named by a fresh random
-id, with a JSON sidecar for the name, in ``model.voices_dir``: uploaded file names never become
-paths, so nothing is written outside the library. The voice is usable at once: the front process
-knows the id, and each worker clones a library clip the first time a job asks for it. Only voices
-added this way can be deleted.
+``limits.max_upload_bytes``. The clips are joined into one 22.05 kHz WAV with a JSON sidecar for
+the name, in ``model.voices_dir`` (:mod:`xtts_balancer.voice_store`). The id is a hash of the
+uploaded files and the clone settings, so the same upload has the same id on every balancer and
+adding it again only renames it; uploaded file names never become paths, so nothing is written
+outside the library. The voice is usable at once: the front process knows the id, and each worker
+clones a library clip the first time a job asks for it. Only voices added this way can be
+deleted; in broker mode a delete leaves a tombstone, so the fleet's other balancers learn of it
+(:mod:`xtts_core.cluster_voices`).
 """
 
 from __future__ import annotations
@@ -19,14 +22,11 @@ import asyncio
 import io
 import json
 import logging
-import re
-import secrets
 import time
 from pathlib import Path
 
 import av
 import numpy as np
-import soundfile
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -34,11 +34,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from xtts_balancer.backends.base import AUDIO_SUFFIXES, DEFAULT_VOICE_ID
+from xtts_balancer.errors import SessionError
 from xtts_balancer.http_common import ApiError, check_caller
 from xtts_balancer.state import balancer_state
+from xtts_balancer.voice_store import (
+    ADDED_VOICE_SUFFIX,
+    GAP_SECONDS,
+    LIBRARY_RATE,
+    content_id,
+    read_meta,
+    remove,
+    store,
+    tombstone,
+)
+from xtts_core.cluster_voices import VoiceMeta
 from xtts_core.protocol import ErrorCode, VoiceSettings
 
 __all__ = [
+    "ADDED_VOICE_SUFFIX",
     "AddVoiceResponse",
     "VoiceResponse",
     "VoicesResponse",
@@ -54,15 +67,8 @@ logger = logging.getLogger(__name__)
 
 #: Reference files one request may carry (ElevenLabs' instant cloning takes up to 25).
 MAX_FILES = 25
-#: Sample rate of the stored library clip (XTTS conditions on 22.05 kHz audio).
-LIBRARY_RATE = 22050
 #: Shortest and longest reference audio accepted, all files together, in seconds.
 MIN_SECONDS, MAX_SECONDS = 0.5, 600.0
-#: Pause between joined reference files.
-GAP_SECONDS = 0.25
-#: Sidecar suffix of voices added through the API (name, description, labels).
-ADDED_VOICE_SUFFIX = ".voice.json"
-_VOICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class VoiceResponse(BaseModel):
@@ -88,15 +94,6 @@ class AddVoiceResponse(BaseModel):
     requires_verification: bool = False
 
 
-class _AddedVoice(BaseModel):
-    """The sidecar of an added voice (``<voice_id>.voice.json``)."""
-
-    name: str = Field(min_length=1, max_length=100)
-    description: str | None = Field(None, max_length=1000)
-    labels: dict[str, str] = Field(default_factory=dict)
-    created_unix: int = 0
-
-
 def _library(request: Request) -> Path | None:
     return balancer_state(request).settings.model.voices_dir
 
@@ -117,9 +114,8 @@ def _clip_ids(request: Request) -> set[str]:
 
 def _describe(request: Request, voice_id: str, clips: set[str]) -> VoiceResponse:
     library = _library(request)
-    sidecar = _sidecar(library, voice_id) if library is not None else None
-    if sidecar is not None and sidecar.is_file():
-        added = _AddedVoice.model_validate_json(sidecar.read_text(encoding="utf-8"))
+    added = read_meta(library, voice_id) if library is not None else None
+    if added is not None:
         return VoiceResponse(
             voice_id=voice_id, name=added.name, category="cloned", labels=added.labels,
             description=added.description,
@@ -128,20 +124,21 @@ def _describe(request: Request, voice_id: str, clips: set[str]) -> VoiceResponse
     return VoiceResponse(voice_id=voice_id, name=voice_id, category=category)
 
 
-def _sidecar(library: Path, voice_id: str) -> Path | None:
-    """The sidecar path of ``voice_id`` inside ``library``; ``None`` for an id that is no name."""
-    if not _VOICE_ID.fullmatch(voice_id):
-        return None
-    return library / f"{voice_id}{ADDED_VOICE_SUFFIX}"
-
-
-def require_voice(request: Request, voice_id: str) -> None:
-    """404 ``voice_not_found`` unless the workers serve ``voice_id``."""
-    voices = balancer_state(request).supervisor.voices
-    if voice_id not in voices:
+def require_voice(request: Request, voice_id: str, *, fallback: bool = True) -> str:
+    """The served voice ``voice_id`` names (itself, an alias's voice, or with the fallback the
+    default voice: :class:`~xtts_balancer.voice_names.VoiceNames`); 404 ``voice_not_found``
+    when none."""
+    state = balancer_state(request)
+    tag = f"{request.method} {request.url.path}"
+    try:
+        resolved: str | None = state.voice_names.resolve(voice_id, tag, fallback=fallback)
+    except SessionError:
+        resolved = None
+    if resolved is None or resolved not in state.supervisor.voices:
         raise ApiError(
             ErrorCode.VOICE_NOT_FOUND, f"A voice for the voice_id {voice_id} was not found."
         )
+    return resolved
 
 
 def voice_entries(request: Request) -> list[VoiceResponse]:
@@ -161,8 +158,7 @@ async def list_voices(request: Request) -> Response:
 async def get_voice(request: Request) -> Response:
     """``GET /v1/voices/{voice_id}``."""
     check_caller(request)
-    voice_id = request.path_params["voice_id"]
-    require_voice(request, voice_id)
+    voice_id = require_voice(request, request.path_params["voice_id"])
     voice = _describe(request, voice_id, _clip_ids(request))
     return JSONResponse(voice.model_dump(mode="json"))
 
@@ -170,18 +166,19 @@ async def get_voice(request: Request) -> Response:
 async def delete_voice(request: Request) -> Response:
     """``DELETE /v1/voices/{voice_id}``: only voices added through the API."""
     check_caller(request)
-    voice_id = request.path_params["voice_id"]
-    require_voice(request, voice_id)
+    voice_id = require_voice(request, request.path_params["voice_id"], fallback=False)
+    state = balancer_state(request)
     library = _library(request)
-    sidecar = _sidecar(library, voice_id) if library is not None else None
-    if library is None or sidecar is None or not sidecar.is_file():
-        raise ApiError(
-            ErrorCode.VOICE_NOT_DELETABLE,
-            f"Voice {voice_id} comes from the server's configuration and cannot be deleted.",
-        )
-    balancer_state(request).supervisor.remove_voice(voice_id)
-    (library / f"{voice_id}.wav").unlink(missing_ok=True)
-    sidecar.unlink(missing_ok=True)
+    async with state.library_lock:
+        if library is None or read_meta(library, voice_id) is None:
+            raise ApiError(
+                ErrorCode.VOICE_NOT_DELETABLE,
+                f"Voice {voice_id} comes from the server's configuration and cannot be deleted.",
+            )
+        state.supervisor.remove_voice(voice_id)
+        remove(library, voice_id)
+        if state.broker is not None:
+            tombstone(library, voice_id, time.time())
     logger.info("deleted voice %s", voice_id)
     return JSONResponse({"status": "ok"})
 
@@ -215,14 +212,15 @@ async def add_voice(request: Request) -> Response:
         raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"The upload is larger than {limit} bytes.")
     names = [upload.filename or f"file {i + 1}" for i, upload in enumerate(uploads)]
     clip = await asyncio.to_thread(_join_clips, contents, names)
-    voice_id = secrets.token_hex(10)
-    await asyncio.to_thread(_store, library, voice_id, clip, meta)
-    state.supervisor.add_voice(voice_id)
+    voice_id = content_id(contents)
+    async with state.library_lock:
+        await asyncio.to_thread(store, library, voice_id, clip, meta)
+        state.supervisor.add_voice(voice_id)
     logger.info("added voice %s (%r, %d files)", voice_id, meta.name, len(uploads))
     return JSONResponse(AddVoiceResponse(voice_id=voice_id).model_dump(mode="json"))
 
 
-def _metadata(name: object, description: object, labels: object) -> _AddedVoice:
+def _metadata(name: object, description: object, labels: object) -> VoiceMeta:
     if not isinstance(name, str) or not name.strip():
         raise ApiError.invalid(["body", "name"], "name is required")
     parsed_labels: object = {}
@@ -232,12 +230,14 @@ def _metadata(name: object, description: object, labels: object) -> _AddedVoice:
         except (ValueError, RecursionError):  # RecursionError: nesting too deep
             raise ApiError.invalid(["body", "labels"], "labels must be a JSON object") from None
     try:
-        return _AddedVoice.model_validate(
+        now = time.time()
+        return VoiceMeta.model_validate(
             {
                 "name": name.strip(),
                 "description": description if isinstance(description, str) else None,
                 "labels": parsed_labels,
-                "created_unix": int(time.time()),
+                "created_unix": int(now),
+                "changed_at": now,
             }
         )
     except ValidationError as exc:
@@ -286,13 +286,3 @@ def _join_clips(contents: list[bytes], names: list[str]) -> np.ndarray:
             ["body", "files"], f"the reference audio is longer than {MAX_SECONDS:g} s"
         )
     return joined
-
-
-def _store(library: Path, voice_id: str, clip: np.ndarray, meta: _AddedVoice) -> None:
-    """Sidecar first, then the clip by an atomic rename, so a worker never reads half a file."""
-    sidecar = _sidecar(library, voice_id)
-    assert sidecar is not None  # a token_hex id is always a valid name
-    sidecar.write_text(meta.model_dump_json(), encoding="utf-8")
-    partial = library / f".{voice_id}.partial"
-    soundfile.write(partial, np.clip(clip, -1.0, 1.0), LIBRARY_RATE, format="WAV", subtype="PCM_16")
-    partial.replace(library / f"{voice_id}.wav")

@@ -3,7 +3,9 @@
 A thin dialect over :class:`~xtts_balancer.ws_socket.SocketLink` (the socket's lifetime, frames
 and errors) and :class:`~xtts_balancer.session.SpeechSession` (admission, slot, jobs, metrics).
 What is stream-input's own: the first message (ElevenLabs BOS, or the original server's
-``ttsInitRequest``) with the key it may carry and the settings it fixes, the message set of §2.3,
+``ttsInitRequest``) with the key it may carry and the settings it fixes -- a first message that
+already carries text, as ElevenLabs' own guide sends it, is the opening message (key, settings)
+and its text is spoken --, the message set of §2.3,
 one :class:`~xtts_balancer.segments.TextBuffer`, and one generator task that speaks its segments
 in order, holding a worker slot per utterance (see :meth:`StreamInput._generate`), and answers
 EOS with the final message and close 1000.
@@ -12,6 +14,7 @@ EOS with the final message and close 1000.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from pydantic import ValidationError
@@ -23,6 +26,7 @@ from xtts_balancer.segments import TextBuffer
 from xtts_balancer.ws_socket import SocketLink, SocketStream, input_timeout
 from xtts_core.errors import ProtocolError
 from xtts_core.protocol import (
+    BOS_TEXT,
     DEFAULT_CHUNK_LENGTH_SCHEDULE,
     CloseCode,
     CloseConnection,
@@ -40,6 +44,8 @@ __all__ = ["StreamInput", "stream_input"]
 
 _DEFAULT_VOICE_SETTINGS = VoiceSettings.model_validate({})
 _DEFAULT_GENERATION_CONFIG = GenerationConfig.model_validate({})
+#: Fields of the opening message that a first text message may carry beside its settings.
+_OPENING_KEYS = ("xi_api_key", "xi-api-key", "authorization", "pronunciation_dictionary_locators")
 
 
 async def stream_input(websocket: WebSocket) -> None:
@@ -64,27 +70,28 @@ class StreamInput:
 
     async def serve(self) -> None:
         link, session = self.link, self.link.session
-        init, message = _parse_first(await link.receive_first())
+        init, opening, message = _parse_first(await link.receive_first())
         if session.needs_key:
             key = init.xi_api_key or init.authorization if init is not None else None
-            if isinstance(message, InitializeConnection):
-                key = message.xi_api_key or message.authorization
+            if opening is not None:
+                key = opening.xi_api_key or opening.authorization
             session.authenticate(bearer(key))
         query = link.take_query(init.audio_format if init is not None else None)
-        self._configure(query, init, message)
+        self._configure(query, init, opening)
         await link.prepare(self.language)
         self._stream = SocketStream(link, self._speed)
         link.start_generator(self._generate())
-        if isinstance(message, SendText | CloseConnection):  # text without a BOS first
+        if message is not None:  # the first message's text, or an EOS first
             self._apply(message)
         await link.receive_loop(self._handle_text, self._expire_idle)
 
     def _configure(
-        self, query: BalancerQuery, init: TtsInitRequest | None, message: StreamInputMessage | None
-    ) -> None:
+        self, query: BalancerQuery, init: TtsInitRequest | None,
+        opening: InitializeConnection | None,
+    ) -> None:  # fmt: skip
         init_config = init.generation_config if init is not None else None
-        if isinstance(message, InitializeConnection):
-            self._take_bos(message)
+        if opening is not None:
+            self._take_bos(opening)
         settings = self._voice_settings
         if settings is not None and "speed" in settings.model_fields_set:
             self._speed = settings.speed
@@ -186,14 +193,32 @@ class StreamInput:
                     self.link.last_activity = time.monotonic()  # silence counts from here
 
 
-def _parse_first(text: str) -> tuple[TtsInitRequest | None, StreamInputMessage | None]:
+def _parse_first(
+    text: str,
+) -> tuple[TtsInitRequest | None, InitializeConnection | None, SendText | CloseConnection | None]:
+    """The first frame as ``(ttsInitRequest, opening message, message to apply now)``: a BOS
+    opens; a text message opens with the key and settings it carries and is applied; an EOS
+    is only applied."""
     try:
-        init = TtsInitRequest.model_validate_json(text)
+        return TtsInitRequest.model_validate_json(text), None, None
     except ValidationError:
-        init = None
-    if init is not None:
-        return init, None
-    return None, _parse(text)
+        pass
+    message = _parse(text)
+    if isinstance(message, InitializeConnection):
+        return None, message, None
+    if isinstance(message, CloseConnection):
+        return None, None, message
+    opening = _parse(json.dumps({**_opening_fields(text), "text": BOS_TEXT}))
+    assert isinstance(opening, InitializeConnection)
+    settings = {"voice_settings": message.voice_settings,
+                "generation_config": message.generation_config}  # fmt: skip
+    return None, opening.model_copy(update=settings), message
+
+
+def _opening_fields(text: str) -> dict[str, object]:
+    """The BOS-only fields (key, dictionaries) of a first message that carries text."""
+    fields = json.loads(text)
+    return {key: fields[key] for key in _OPENING_KEYS if key in fields}
 
 
 def _parse(text: str) -> StreamInputMessage:

@@ -48,6 +48,7 @@ from xtts_core.protocol import (
     close_reason,
     request_api_key,
 )
+from xtts_core.single_use import SINGLE_USE_TOKEN_PARAM
 
 _AudioMessage = AudioOutput | AudioOutputMulti
 
@@ -94,7 +95,10 @@ class SocketLink:
         failure: SessionError | None = None
         client_gone = False
         try:
-            session.admit("GET", self.ws.scope["path"], self.ws.headers, self.handshake_key())
+            session.admit(
+                "GET", self.ws.scope["path"], self.ws.headers, self.handshake_key(),
+                self.query_params.get(SINGLE_USE_TOKEN_PARAM),
+            )  # fmt: skip
             await serve()
         except SessionError as exc:
             failure = exc
@@ -115,6 +119,8 @@ class SocketLink:
             await self._stop_generator()
             if failure is not None:
                 await self.fail(failure)
+            if session.record.close_code is None:
+                session.record.close_code = 1006  # neither side sent a close frame
             session.close()
             if self._closed and not client_gone:
                 await self._drain_until_client_closes()
@@ -135,6 +141,7 @@ class SocketLink:
         if self._closed:
             return
         self._closed = True
+        self.session.record.close_code = int(code)
         with contextlib.suppress(Exception):
             await self.ws.close(code, reason)
 
@@ -142,7 +149,8 @@ class SocketLink:
         """Send one JSON text frame; a client that left is :class:`ClientGoneError`."""
         try:
             await self.ws.send_text(text)
-        except WebSocketDisconnect:
+        except WebSocketDisconnect as exc:
+            self.session.record.close_code = exc.code
             raise ClientGoneError from None
 
     async def _drain_until_client_closes(self) -> None:
@@ -160,7 +168,8 @@ class SocketLink:
 
     def take_query(self, output_format: str | None = None) -> BalancerQuery:
         """Validate the query (``output_format`` overrides the URL's, as a ``ttsInitRequest``
-        may); the socket's seed, chunk size and inactivity timeout come from it."""
+        may); the socket's seed, chunk size, inactivity timeout, SSML parsing and text
+        normalisation come from it."""
         params = dict(self.query_params)
         if output_format:
             params["output_format"] = output_format
@@ -171,6 +180,9 @@ class SocketLink:
             raise SessionError.from_protocol(exc) from None
         assert isinstance(query, BalancerQuery)
         note_model_id(query.model_id)
+        self.session.record.output_format = params["output_format"]
+        self.session.ssml = query.enable_ssml_parsing
+        self.session.normalize_text = query.apply_text_normalization != "off"
         self.query = query
         self.timeout_s = float(query.inactivity_timeout)
         self.chunk_codes = query.stream_chunk_size or self.settings.stream.chunk_codes
@@ -250,6 +262,7 @@ class SocketLink:
     def frame_text(self, message: MutableMapping[str, Any]) -> str:
         """A received frame's text; refuses binary and over-long frames (§1.3)."""
         if message["type"] == "websocket.disconnect":
+            self.session.record.close_code = int(message.get("code") or 1005)  # 1005: none given
             raise ClientGoneError
         text = message.get("text")
         if text is None:

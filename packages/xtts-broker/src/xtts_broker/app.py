@@ -12,8 +12,9 @@ Routes:
 - ``POST /v1/text-to-speech/{voice_id}`` (and ``/stream``, ``/with-timestamps``,
   ``/stream/with-timestamps``), ``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``,
   ``/v2/voices``, the voice settings, ``/v1/user`` and ``/v1/user/subscription``: the
-  balancers' HTTP API, relayed by :mod:`xtts_broker.http_proxy` (which also answers voice
-  management with 501).
+  balancers' HTTP API, relayed by :mod:`xtts_broker.http_proxy`.
+- ``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``: the fleet's voice library, on every
+  balancer (:mod:`xtts_broker.voice_api`), kept equal by :mod:`xtts_broker.voice_sync`.
 - ``GET /health`` (the process answers), ``GET /ready`` (at least one healthy balancer and not
   shutting down), ``GET /metrics`` (Prometheus).
 - ``GET /`` and ``/playground/...``: the balancers' browser page (:mod:`xtts_broker.playground`).
@@ -21,10 +22,12 @@ Routes:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import ipaddress
 import random
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
@@ -40,14 +43,20 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from xtts_broker.__about__ import __version__
+from xtts_broker.coqui_proxy import coqui_routes
 from xtts_broker.http_proxy import http_routes
 from xtts_broker.metrics import BrokerMetrics
+from xtts_broker.openai_proxy import openai_routes
 from xtts_broker.playground import playground_routes
 from xtts_broker.proxy import StreamProxy
 from xtts_broker.registry import Health, Registry
 from xtts_broker.router import Router
 from xtts_broker.settings import BrokerSettings, is_loopback_host
 from xtts_broker.state import BrokerState
+from xtts_broker.tokens import token_routes
+from xtts_broker.voice_api import voice_routes
+from xtts_broker.voice_sync import VoiceSync
+from xtts_core.answer_headers import AnswerHeaders
 from xtts_core.asgi import LingeringClose
 from xtts_core.cluster import (
     BALANCERS_PATH,
@@ -63,6 +72,7 @@ from xtts_core.cluster import (
     ReplayGuard,
     verify_request,
 )
+from xtts_core.single_use import SingleUseTokens
 
 __all__ = ["create_app"]
 
@@ -142,7 +152,9 @@ async def register(request: Request) -> Response:
     problem = _address_problem(parsed, state.settings.service.on_loopback)
     if problem is not None:
         return _error(422, problem)
-    state.registry.register(parsed)
+    entry = state.registry.register(parsed)
+    if state.voice_sync is not None:
+        await state.voice_sync.admit(entry)
     cluster = state.settings.cluster
     reply = RegistrationAccepted(
         heartbeat_interval_s=cluster.heartbeat_interval_s, heartbeat_ttl_s=cluster.heartbeat_ttl_s
@@ -185,6 +197,7 @@ async def balancers(request: Request) -> Response:
             "version": e.registration.version,
             "health": registry.health(e).value,
             "down_reason": e.down_reason,
+            "voices_ready": e.voices_ready,
             "capacity": e.capacity,
             "idle": e.idle,
             "reserved": e.pending,
@@ -244,6 +257,7 @@ def create_app(
         # and the balancers' own slot limits are what bound them.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         async with httpx.AsyncClient(limits=limits) as http:
+            voice_sync = VoiceSync(settings, registry, http)
             app.state.broker = BrokerState(
                 settings=settings,
                 registry=registry,
@@ -252,8 +266,16 @@ def create_app(
                 api_keys=ApiKeys(settings.auth.api_key_hashes),
                 http=http,
                 replays=ReplayGuard(settings.cluster.max_clock_skew_s),
+                single_use_tokens=SingleUseTokens(settings.auth.single_use_token_ttl_s),
+                voice_sync=voice_sync,
             )
-            yield
+            syncing = asyncio.create_task(voice_sync.run())
+            try:
+                yield
+            finally:
+                syncing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await syncing
 
     routes = [
         Route(REGISTER_PATH, register, methods=["POST"]),
@@ -266,6 +288,15 @@ def create_app(
         WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", stream_input),
         WebSocketRoute("/v1/text-to-speech/{voice_id}/multi-stream-input", multi_stream_input),
         *http_routes(),
+        *openai_routes(),  # OpenAI's speech API, relayed the same way
+        *coqui_routes(),  # coqui's xtts-streaming-server API, likewise
+        *token_routes(),  # single-use tokens: minted here
+        *voice_routes(),
         *playground_routes(),  # the balancers' browser page, relayed
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose)])
+    # request-id on every answer: the session id a relayed request carries to its balancer
+    # (whose answer repeats it), a fresh one for the broker's own answers
+    headers = Middleware(AnswerHeaders, request_id=lambda scope: secrets.token_hex(8))
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=[Middleware(LingeringClose), headers]
+    )

@@ -16,37 +16,31 @@ Speech (``POST /v1/text-to-speech/{voice_id}`` and its ``/stream``, ``/with-time
   ``routing.max_attempts``): a connection error or timeout (the balancer is also taken out of
   rotation until its next heartbeat, as for a websocket) or a "busy" answer, 429 or 503 (the
   HTTP form of close 1013; the balancer stays in rotation).
-- **Relay**: status, ``Content-Type`` and the other end-to-end headers, then the body chunk by
+- **Request id**: the session id is the request's ``request-id`` (:mod:`xtts_core.answer_headers`),
+  so it names the session in the broker's and the balancer's logs alike.
+- **Relay**: status, ``Content-Type`` and the other end-to-end headers (the balancer's
+  ``character-cost`` and concurrency headers among them), then the body chunk by
   chunk as the balancer sends it. A balancer that fails mid-answer, or a broker that stops it at
   shutdown (:class:`~xtts_broker.state.BrokerState` drains HTTP answers like streams), aborts the
   connection, so the client sees a truncated transfer rather than a short file that looks
   complete, as when it talks to a balancer. A client that leaves closes the balancer's
   connection at once, which cancels the job there.
-- **No capacity**: when every attempt found the balancer busy or broken, 429 ``no_capacity``
-  while some balancer is still healthy (busy: retry later, as ElevenLabs answers a full
-  concurrency quota), 503 ``no_balancer`` when none is. Every refusal is the protocol's error
-  body (:func:`xtts_core.protocol.error_body`, §4.4), which the official SDK turns into an
-  ``ApiError``.
-
-coqui's xtts-streaming-server API takes the same two paths: ``GET /studio_speakers``,
-``POST /clone_speaker``, ``/tts_stream`` and ``/tts`` are routed as speech (they hold a worker
-slot on the balancer; their bodies may be larger, see :data:`_BODY_LIMITS`), ``GET /languages``
-as a listing.
+- **No capacity**: every attempt busy or broken is 429 ``no_capacity`` while some balancer is
+  healthy, else 503 ``no_balancer``; every refusal is the protocol's error body (§4.4).
 
 Listings (``GET /v1/models``, ``/v1/voices``, ``/v1/voices/{voice_id}``, ``/v2/voices``, the
 voice settings, ``/v1/user`` and ``/v1/user/subscription``) hold no slot: the first
-healthy balancer that answers serves them (503 ``no_balancer`` when none does). Voice management
-(``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) is refused with 501: a balancer
-gives an added voice a random id in its own library, so a voice added through the broker would
-exist on one balancer while speech for it is routed to any. Voices of a cluster are provisioned
-in each balancer's voice library (``model.voices_dir``) instead.
+healthy balancer that answers serves them (503 ``no_balancer`` when none does); every routable
+balancer holds the fleet's voices (:mod:`xtts_broker.voice_sync`), so any of them lists the same.
+Voice management (``POST /v1/voices/add``, ``DELETE /v1/voices/{voice_id}``) goes to every
+balancer (:mod:`xtts_broker.voice_api`), single-use tokens are the broker's own
+(:mod:`xtts_broker.tokens`) and coqui's API is relayed by :mod:`xtts_broker.coqui_proxy`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlencode
@@ -58,6 +52,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from xtts_broker.registry import BalancerEntry
+from xtts_broker.route_log import RouteRecord
 from xtts_broker.router import Route as Routed
 from xtts_broker.state import BrokerState
 from xtts_core.cluster import sign_request
@@ -104,24 +99,32 @@ def _state(request: Request) -> BrokerState:
     return state
 
 
-def _error(error: ErrorCode, message: str) -> JSONResponse:
-    """The protocol's error body with the status of ``error`` (docs/protocol.md §4.4)."""
-    return JSONResponse(error_body(error, message), status_code=http_status(error.value))
+def _error(error: ErrorCode, message: str, record: RouteRecord | None = None) -> JSONResponse:
+    """The protocol's error body with the status of ``error`` (docs/protocol.md §4.4), noted
+    in ``record`` when one is given."""
+    status = http_status(error.value)
+    if record is not None:
+        record.refused(error.value, status)
+        record.write()
+    return JSONResponse(error_body(error, message), status_code=status)
 
 
-def _refusal(request: Request) -> Response | None:
-    """The answer to a request the broker does not take (draining, no valid key), else ``None``."""
+def _refusal(request: Request, record: RouteRecord | None = None) -> Response | None:
+    """The answer to a request the broker does not take (draining, no valid key), else ``None``;
+    ``record`` gets the key's id."""
     state = _state(request)
     if state.draining:
-        return _error(ErrorCode.SHUTTING_DOWN, "The broker is shutting down; retry in a moment.")
-    if state.settings.auth.enabled and not state.api_keys.check(
-        request_api_key(request.headers, request.query_params)
-    ):
+        message = "The broker is shutting down; retry in a moment."
+        return _error(ErrorCode.SHUTTING_DOWN, message, record)
+    key = request_api_key(request.headers, request.query_params)
+    if state.settings.auth.enabled and not state.api_keys.check(key):
         state.metrics.rejected.labels("auth").inc()
         return _error(
             ErrorCode.INVALID_API_KEY,
-            "Invalid or missing API key: send it in the xi-api-key header.",
-        )
+            "Invalid or missing API key: send it in the xi-api-key header.", record,
+        )  # fmt: skip
+    if record is not None:
+        record.key(key)
     return None
 
 
@@ -177,22 +180,36 @@ async def _send(
     return response
 
 
-async def speech(request: Request) -> Response | _Relay:
-    """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]`` and coqui's speech
-    routes (module docstring)."""
-    refusal = _refusal(request)
-    if refusal is not None:
-        return refusal
+async def _body(
+    request: Request, limit: int, too_large: str, record: RouteRecord | None = None
+) -> bytes | Response:
+    """The request body, or 413 with the message ``too_large`` (noted in ``record``) once it
+    passes ``limit`` bytes."""
     chunks: list[bytes] = []
-    size, limit = 0, _BODY_LIMITS.get(request.url.path, MAX_BODY_BYTES)
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return _error(ErrorCode.PAYLOAD_TOO_LARGE, f"body larger than {limit} bytes")
+            return _error(ErrorCode.PAYLOAD_TOO_LARGE, too_large, record)
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def speech(request: Request) -> Response | _Relay:
+    """``POST /v1/text-to-speech/{voice_id}[/stream][/with-timestamps]``, OpenAI's and coqui's
+    speech routes (module docstring)."""
     state = _state(request)
-    session_id = secrets.token_hex(8)
+    session_id: str = request.state.request_id  # the answer's request-id (xtts_core.answer_headers)
+    voice = request.path_params.get("voice_id", "-")  # OpenAI's speech names it in the body
+    record = RouteRecord(session_id, "http", voice, state.settings.service.strategy)
+    refusal = _refusal(request, record)
+    if refusal is not None:
+        return refusal
+    limit = _BODY_LIMITS.get(request.url.path, MAX_BODY_BYTES)
+    body = await _body(request, limit, f"body larger than {limit} bytes", record)
+    if isinstance(body, Response):
+        return body
+    record.bytes_in = len(body)
     loop = asyncio.get_running_loop()
     started = loop.time()
     logger.info("session=%s client %s %s", session_id, request.method, request.url.path)
@@ -202,6 +219,7 @@ async def speech(request: Request) -> Response | _Relay:
         if route is None:
             break
         tried.add(route.entry.id)
+        record.tried(route.entry.id)
         try:
             response = await _send(state, route.entry, request, body, session_id)
         except BaseException:
@@ -213,11 +231,12 @@ async def speech(request: Request) -> Response | _Relay:
         state.registry.mark_connected(route.reservation)
         state.metrics.sessions.labels(route.entry.id).inc()
         state.metrics.routing_seconds.observe(loop.time() - started)
-        return _Relay(state, route, response, session_id)
+        return _Relay(state, route, response, record)
     state.metrics.rejected.labels("no_capacity").inc()
     if state.registry.routable():
-        return _error(ErrorCode.NO_CAPACITY, "Every balancer is busy; try again in a moment.")
-    return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.")
+        message = "Every balancer is busy; try again in a moment."
+        return _error(ErrorCode.NO_CAPACITY, message, record)
+    return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.", record)
 
 
 async def listing(request: Request) -> Response:
@@ -226,34 +245,32 @@ async def listing(request: Request) -> Response:
     if refusal is not None:
         return refusal
     state = _state(request)
-    session_id = secrets.token_hex(8)
+    session_id: str = request.state.request_id
     for entry in state.registry.routable()[: state.settings.routing.max_attempts]:
-        response = await _send(state, entry, request, b"", session_id)
-        if response is None:
-            continue
-        try:
-            content = await response.aread()
-        except httpx.TransportError as exc:
-            state.registry.mark_down(entry.id, f"answer broke off: {exc}")
-            continue
-        finally:
-            await response.aclose()
-        reply = Response(content, response.status_code)  # sets content-length only
-        reply.raw_headers.extend(_relayed_headers(response))
-        return reply
+        reply = await _answer(state, entry, request, b"", session_id)
+        if reply is not None:
+            return reply
     return _error(ErrorCode.NO_BALANCER, "No balancer is available; try again later.")
 
 
-async def voice_management(request: Request) -> Response:
-    """``POST /v1/voices/add`` and ``DELETE /v1/voices/{voice_id}``: refused (module docstring)."""
-    refusal = _refusal(request)
-    if refusal is not None:
-        return refusal
-    return _error(
-        ErrorCode.NOT_SUPPORTED_BY_BROKER,
-        "Voices live in each balancer's own library: add or delete them on the balancers "
-        "(model.voices_dir), not through the broker.",
-    )
+async def _answer(
+    state: BrokerState, entry: BalancerEntry, request: Request, body: bytes, session_id: str
+) -> Response | None:
+    """``entry``'s whole answer to ``request`` as the client's response; ``None`` when the next
+    balancer should be tried (it failed, was busy, or broke off)."""
+    response = await _send(state, entry, request, body, session_id)
+    if response is None:
+        return None
+    try:
+        content = await response.aread()
+    except httpx.TransportError as exc:
+        state.registry.mark_down(entry.id, f"answer broke off: {exc}")
+        return None
+    finally:
+        await response.aclose()
+    reply = Response(content, response.status_code)  # sets content-length only
+    reply.raw_headers.extend(_relayed_headers(response))
+    return reply
 
 
 class _Relay:
@@ -264,12 +281,14 @@ class _Relay:
     """
 
     def __init__(
-        self, state: BrokerState, route: Routed, response: httpx.Response, session_id: str
+        self, state: BrokerState, route: Routed, response: httpx.Response, record: RouteRecord
     ) -> None:
         self._state = state
         self._route = route
         self._response = response
-        self._session_id = session_id
+        self._record = record
+        record.status = response.status_code
+        self._session_id = record.session_id
         self._pump: asyncio.Task[None] | None = None
         self._stopping = False
         self._closed = asyncio.Event()
@@ -306,16 +325,21 @@ class _Relay:
         # Returning without the body's last chunk is how an answer is cut off: the server
         # closes the connection and the client sees a broken body, never a short one that
         # looks complete (and no traceback lands in the log for an expected failure).
+        record = self._record
         if pump.done() and not pump.cancelled() and pump.exception() is None:
-            logger.info("session=%s answer from %s complete", self._session_id, entry.id)
+            record.answer_complete()
         elif gone.done() and not gone.cancelled():
             logger.info("session=%s client left; closed balancer %s", self._session_id, entry.id)
+            record.error = ErrorCode.CLIENT_LEFT.value
         elif pump.cancelled():
             logger.info(
                 "session=%s stopped by the broker's shutdown; answer cut off", self._session_id
             )
+            record.error = ErrorCode.SHUTTING_DOWN.value
         else:
             logger.info("session=%s answer from %s cut off", self._session_id, entry.id)
+            record.error = ErrorCode.BALANCER_FAILED.value
+        record.write()
 
     async def _forward(self, send: Send) -> None:
         response = self._response
@@ -328,6 +352,7 @@ class _Relay:
         )
         try:
             async for chunk in response.aiter_raw():
+                self._record.body_to_client(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.TransportError as exc:
             # The balancer stays in rotation, as for a websocket that fails after its first
@@ -362,13 +387,6 @@ def http_routes() -> list[Route]:
         ("/v1/voices/{voice_id}/settings", listing, ["GET"]),
         ("/v1/user", listing, ["GET"]),
         ("/v1/user/subscription", listing, ["GET"]),
-        ("/v1/voices/add", voice_management, ["POST"]),
         ("/v1/voices/{voice_id}", listing, ["GET"]),
-        ("/v1/voices/{voice_id}", voice_management, ["DELETE"]),
-        ("/studio_speakers", speech, ["GET"]),
-        ("/clone_speaker", speech, ["POST"]),
-        ("/tts_stream", speech, ["POST"]),
-        ("/tts", speech, ["POST"]),
-        ("/languages", listing, ["GET"]),
     ]
     return [Route(path, handler, methods=methods) for path, handler, methods in handlers]

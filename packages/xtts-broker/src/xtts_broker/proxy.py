@@ -4,8 +4,9 @@ What happens, in order:
 
 - **Auth at the broker**: the key is found where and in the order the protocol says
   (:func:`xtts_core.protocol.request_api_key`, then the first message's
-  :func:`~xtts_core.protocol.message_api_key`; docs/protocol.md §1.2), as at the balancer. A bad
-  or missing key: the ElevenLabs-style error and close 1008, before any balancer is involved.
+  :func:`~xtts_core.protocol.message_api_key`; docs/protocol.md §1.2), or a single-use token
+  (:mod:`xtts_broker.tokens`), as at the balancer. A bad or missing key: the ElevenLabs-style
+  error and close 1008, before any balancer is involved.
 - **Proof of origin**: every websocket opened to a balancer is signed with the session id
   (:func:`xtts_broker.balancer_target.balancer_stream_target`).
 - **Failover**: until the first balancer message reaches the client, every client frame is kept.
@@ -19,6 +20,7 @@ What happens, in order:
   client that leaves closes its balancer socket at once, which frees the balancer's slot.
   Hypercorn 0.18 reports a client's close as 1006 whatever its code (pgjones/hypercorn#127): the
   balancer then sees 1001 "client disconnected"; a code it does report is passed on unchanged.
+- **The log line**: one per stream, its :class:`~xtts_broker.route_log.RouteRecord`, at its end.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ from xtts_broker.frames import (
     is_no_capacity,
     sendable,
 )
+from xtts_broker.route_log import RouteRecord
 from xtts_broker.router import Route
 from xtts_broker.state import BrokerState
+from xtts_broker.tokens import token_admits
 from xtts_core.aio import wait_within
 from xtts_core.protocol import (
     CloseCode,
@@ -81,6 +85,10 @@ class StreamProxy:
         self._ws = websocket
         self._endpoint = endpoint
         self.session_id = secrets.token_hex(8)
+        self.record = RouteRecord(
+            self.session_id, endpoint, websocket.path_params["voice_id"],
+            state.settings.service.strategy,
+        )  # fmt: skip
         self._inbox: asyncio.Queue[Frame | ClientGone] = asyncio.Queue(_INBOX_FRAMES)
         self._replay: list[Frame] = []
         # Set when the first balancer message reached the client: no failover after that.
@@ -104,7 +112,6 @@ class StreamProxy:
     async def run(self) -> None:
         """Accept the client, authenticate, route with failover, relay until either side closes."""
         state, ws = self._state, self._ws
-        voice_id = ws.path_params["voice_id"]
         await ws.accept()
         if state.draining:
             await self._reject(
@@ -112,16 +119,14 @@ class StreamProxy:
                 CloseCode.GOING_AWAY,
             )  # fmt: skip
             self._closed.set()
+            self.record.write()
             return
         state.streams.add(self)
         state.metrics.active.inc()
         reader = asyncio.create_task(self._read_client())
-        logger.info(
-            "session=%s client stream %s voice=%s", self.session_id, self._endpoint, voice_id
-        )
         try:
             if await self._authenticate():
-                await self._route_and_relay(voice_id)
+                await self._route_and_relay(self.record.voice)
         except _StoppedError:
             await self._close_client(CloseCode.GOING_AWAY, "server shutting down")
         finally:
@@ -131,13 +136,17 @@ class StreamProxy:
             state.streams.discard(self)
             state.metrics.active.dec()
             self._closed.set()
-            logger.info("session=%s ended", self.session_id)
+            self.record.write()
 
     async def _authenticate(self) -> bool:
         auth = self._state.settings.auth
-        if not auth.enabled:
-            return True
         key = request_api_key(self._ws.headers, self._ws.query_params)
+        admitted = await token_admits(self._state, key, self._ws, self.session_id, self._reject)
+        if admitted is not None:
+            return admitted
+        if not auth.enabled:
+            self.record.key(key)
+            return True
         if key is None:
             try:
                 item = await self._or_stop(
@@ -151,15 +160,14 @@ class StreamProxy:
                 self._replay.append(item)
                 key = first_message_key(item)
         if self._state.api_keys.check(key):
+            self.record.key(key)
             return True
         self._state.metrics.rejected.labels("auth").inc()
         message = "missing API key" if key is None else "invalid API key"
-        logger.info("session=%s rejected: %s", self.session_id, message)
         await self._reject(
             f"{message}: send it in the xi-api-key header or as xi_api_key in the first message",
-            ErrorCode.INVALID_API_KEY,
-            CloseCode.POLICY_VIOLATION,
-        )
+            ErrorCode.INVALID_API_KEY, CloseCode.POLICY_VIOLATION,
+        )  # fmt: skip
         return False
 
     async def _route_and_relay(self, voice_id: str) -> None:
@@ -174,6 +182,7 @@ class StreamProxy:
             if route is None:
                 break
             tried.add(route.entry.id)
+            self.record.tried(route.entry.id)
             try:
                 done = await self._attempt(route, voice_id, started)
             finally:
@@ -183,9 +192,8 @@ class StreamProxy:
         state.metrics.rejected.labels("no_capacity").inc()
         await self._reject(
             "no capacity: every balancer is busy or unavailable; try again later",
-            ErrorCode.NO_CAPACITY,
-            CloseCode.TRY_AGAIN_LATER,
-        )
+            ErrorCode.NO_CAPACITY, CloseCode.TRY_AGAIN_LATER,
+        )  # fmt: skip
 
     async def _attempt(self, route: Route, voice_id: str, started: float) -> bool:
         """One balancer; ``True`` when the stream is over, ``False`` to try the next one."""
@@ -202,11 +210,9 @@ class StreamProxy:
         if closed is None:
             code = gone.code if gone else 1006
             logger.info(
-                "session=%s client closed (%d); closing balancer %s",
-                self.session_id,
-                code,
+                "session=%s client closed (%d); closing balancer %s", self.session_id, code,
                 entry.id,
-            )
+            )  # fmt: skip
             if code in SENDABLE:
                 await backend.close(code, gone.reason if gone else "")
             else:  # 1005/1006: no code to pass on (always so under Hypercorn, see module doc)
@@ -235,14 +241,11 @@ class StreamProxy:
         try:
             return await self._or_stop(
                 connect(
-                    url,
-                    additional_headers=headers,
-                    open_timeout=settings.routing.connect_timeout_s,
-                    max_size=_BACKEND_MAX_FRAME,
-                    max_queue=_INBOX_FRAMES,
+                    url, additional_headers=headers, max_size=_BACKEND_MAX_FRAME,
+                    open_timeout=settings.routing.connect_timeout_s, max_queue=_INBOX_FRAMES,
                     ping_interval=settings.service.websocket_ping_interval_s,
                 )
-            )
+            )  # fmt: skip
         except InvalidStatus as exc:
             status = exc.response.status_code
             problem = f"handshake refused with HTTP {status}"
@@ -301,10 +304,14 @@ class StreamProxy:
                     int(message.get("code") or 1005), str(message.get("reason") or "")
                 )
                 self._client_gone = gone
+                if self.record.close_code is None:
+                    self.record.close_code = gone.code
                 await self._inbox.put(gone)
                 return
             text = message.get("text")
-            await self._inbox.put(text if text is not None else bytes(message.get("bytes") or b""))
+            frame = text if text is not None else bytes(message.get("bytes") or b"")
+            self.record.from_client(frame)
+            await self._inbox.put(frame)
 
     async def _client_to_backend(self, backend: ClientConnection) -> ClientGone | None:
         """Replay what the client sent so far, then forward until the client leaves."""
@@ -330,6 +337,7 @@ class StreamProxy:
                         continue  # its close (1013) follows; another balancer may have room
                     self._committed = True
                     self._replay.clear()
+                self.record.to_client(frame)
                 if isinstance(frame, str):
                     await self._ws.send_text(frame)
                 else:
@@ -346,25 +354,22 @@ class StreamProxy:
 
     async def _propagate_close(self, closed: BackendClosed, balancer_id: str) -> None:
         logger.info(
-            "session=%s balancer %s closed %d %r",
-            self.session_id,
-            balancer_id,
-            closed.code,
+            "session=%s balancer %s closed %d %r", self.session_id, balancer_id, closed.code,
             closed.reason,
-        )
+        )  # fmt: skip
         if closed.code == 1006:  # no close frame: the balancer died or the network failed
             self._state.metrics.rejected.labels("balancer_failed").inc()
             await self._reject(
                 "the balancer serving this stream failed; audio may be incomplete",
-                ErrorCode.BALANCER_FAILED,
-                CloseCode.INTERNAL_ERROR,
-            )
+                ErrorCode.BALANCER_FAILED, CloseCode.INTERNAL_ERROR,
+            )  # fmt: skip
             return
         code = CloseCode.NORMAL if closed.code == 1005 else closed.code
         await self._close_client(sendable(code, CloseCode.INTERNAL_ERROR), closed.reason)
 
     async def _reject(self, message: str, error: ErrorCode, code: int) -> None:
         """Send ``{"message", "error", "code"}``, then close with ``code``."""
+        self.record.refused(error.value)
         if self._client_open():
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await self._ws.send_text(
@@ -374,6 +379,7 @@ class StreamProxy:
 
     async def _close_client(self, code: int, reason: str) -> None:
         if self._client_open():
+            self.record.close_code = int(code)
             with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
                 await self._ws.close(code, close_reason(reason))
 

@@ -64,6 +64,9 @@ class BalancerEntry:
     down_reason: str | None = None
     """Why it is unhealthy although its heartbeats are recent (failed probe or connect)."""
     reservations: set[Reservation] = field(default_factory=set)
+    voices_ready: bool = True
+    """Whether it holds the fleet's voices; the broker's voice sync clears this on registration
+    and sets it once the balancer has them (:mod:`xtts_broker.voice_sync`)."""
 
     @property
     def id(self) -> str:
@@ -217,9 +220,14 @@ class Registry:
         return entry.health(self._clock(), self._cluster.heartbeat_ttl_s)
 
     def routable(self, exclude: Iterable[str] = ()) -> list[BalancerEntry]:
-        """Healthy balancers not in ``exclude``, in registration order."""
+        """Healthy balancers holding the fleet's voices, not in ``exclude``, in registration
+        order."""
         skip = set(exclude)
-        return [e for e in self.entries() if e.id not in skip and self.health(e) is Health.HEALTHY]
+        return [
+            e
+            for e in self.entries()
+            if e.id not in skip and e.voices_ready and self.health(e) is Health.HEALTHY
+        ]
 
     def stale(self, entries: Iterable[BalancerEntry]) -> list[BalancerEntry]:
         """Those of ``entries`` whose idle count is older than ``capacity_fresh_s``."""

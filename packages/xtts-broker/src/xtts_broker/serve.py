@@ -40,8 +40,6 @@ __all__ = ["hypercorn_config", "main", "run_broker"]
 
 logger = logging.getLogger(__name__)
 
-_LOG_FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s pid=%(process)d msg=%(message)s"
-
 
 def hypercorn_config(settings: BrokerSettings, sock: socket.socket | None = None) -> Config:
     """Hypercorn's config from ours; ``sock`` (bound, not yet listening) replaces
@@ -133,9 +131,10 @@ async def run_broker(
 
 
 def _configure_logging(path: Path | None, log_format: LogFormat = "text") -> None:
-    """``--log-config`` if given, else ``service.log_format`` (text is logfmt)."""
+    """``--log-config`` if given, else ``service.log_format`` (:mod:`xtts_core.logs`: the
+    balancer's formats)."""
     if path is None:
-        configure_logging(logging.INFO, log_format, _LOG_FORMAT)
+        configure_logging(logging.INFO, log_format)
         return
     try:
         logging.config.dictConfig(json.loads(path.read_text(encoding="utf-8")))

@@ -29,6 +29,7 @@ __all__ = [
     "RoutingSection",
     "ServiceSection",
     "Strategy",
+    "VoicesSection",
     "is_loopback_host",
     "load_broker_settings",
 ]
@@ -177,6 +178,19 @@ class RoutingSection(SettingsSection):
     balancer silent for longer is treated as failed instead of holding the client for ever."""
 
 
+class VoicesSection(SettingsSection):
+    """The fleet's voice library, kept equal on every balancer (:mod:`xtts_broker.voice_sync`)."""
+
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    """Largest ``POST /v1/voices/add`` request relayed; larger is 413 (the balancers' default
+    ``limits.max_upload_bytes``; each balancer still applies its own)."""
+    sync_interval_s: float = Field(default=10.0, gt=0)
+    """How often every healthy balancer's library is compared with the others' and repaired."""
+    admit_timeout_s: float = Field(default=3.0, gt=0)
+    """How long a registration waits for its balancer to receive the fleet's voices; a balancer
+    is routed to only once it has them, so a longer copy delays that, not the registration."""
+
+
 class BrokerSettings(ServiceSettings):
     """Everything the broker reads at start; see ``configs/broker.example.yaml``."""
 
@@ -187,6 +201,7 @@ class BrokerSettings(ServiceSettings):
     auth: AuthSection
     """Required, so that a forgotten block never means "no client authentication"."""
     routing: RoutingSection = RoutingSection()
+    voices: VoicesSection = VoicesSection()
 
 
 def load_broker_settings(path: str | None = None) -> BrokerSettings:

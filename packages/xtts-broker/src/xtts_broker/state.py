@@ -1,4 +1,4 @@
-"""What one running broker holds: settings, registry, router, metrics and the open streams."""
+"""What one running broker holds: settings, registry, router, voice sync, metrics, open streams."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from xtts_broker.metrics import BrokerMetrics
 from xtts_broker.registry import Registry
 from xtts_broker.router import Router
 from xtts_broker.settings import BrokerSettings
+from xtts_broker.voice_sync import VoiceSync
 from xtts_core.cluster import ApiKeys, ReplayGuard
+from xtts_core.single_use import SingleUseTokens
 
 __all__ = ["BrokerState", "Stoppable"]
 
@@ -41,6 +43,10 @@ class BrokerState:
     """Shared by capacity probes and proxied HTTP requests (one connection pool per broker)."""
     replays: ReplayGuard
     """Request ids of the balancers' signed requests seen while their signatures are valid."""
+    single_use_tokens: SingleUseTokens
+    """Tokens of ``POST /v1/single-use-token/tts_websocket``, each accepted by one socket here."""
+    voice_sync: VoiceSync | None = None
+    """Keeps the balancers' voice libraries equal (started by the app's lifespan)."""
     streams: set[Stoppable] = field(default_factory=set)
     draining: bool = False
     """Set at shutdown: /ready fails and new client streams are refused with 1001."""

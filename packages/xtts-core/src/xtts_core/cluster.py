@@ -58,6 +58,7 @@ __all__ = [
     "OriginError",
     "RegistrationAccepted",
     "ReplayGuard",
+    "api_key_id",
     "hash_api_key",
     "sign_request",
     "verify_request",
@@ -332,6 +333,12 @@ def hash_api_key(key: str) -> str:
     if not key:
         raise ValueError("an API key must not be empty")
     return _HASH_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def api_key_id(key: str) -> str:
+    """The name of a client API key in logs: the first 16 hex digits of its hash, so a line
+    can be matched to an ``auth.api_key_hashes`` entry and never holds the key itself."""
+    return hash_api_key(key).removeprefix(_HASH_PREFIX)[:16]
 
 
 class ApiKeys:

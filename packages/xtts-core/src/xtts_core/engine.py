@@ -134,7 +134,9 @@ class XttsEngine:
         ids = self.tokenizer.encode(text, language)
         return CodeStream(self.model.gpt, voice.gpt_cond_latent, ids, params, self.prefix_cache)
 
-    def segments(self, text: str, language: str, split_text: bool = True) -> list[str]:
+    def segments(
+        self, text: str, language: str, split_text: bool = True, *, normalize: bool = True
+    ) -> list[str]:
         """The pieces ``text`` is spoken in: sentences packed up to the language's character limit
         (one piece when the text is short or ``split_text`` is off). Every piece is tokenised
         here, so a bad language or a piece over the token limit fails before any audio is made.
@@ -144,7 +146,7 @@ class XttsEngine:
         if not pieces:
             raise TextError("text is empty: there is nothing to speak")
         for piece in pieces:
-            self.tokenizer.encode(piece, language)
+            self.tokenizer.encode(piece, language, normalize=normalize)
         return pieces
 
     @torch.inference_mode()

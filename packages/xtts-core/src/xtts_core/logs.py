@@ -11,8 +11,10 @@ The format is a setting, and loading the settings logs too: :func:`hold_logging`
 records until :func:`configure_logging` knows the format and writes them out in it.
 
 The invariant: in ``json`` format every line written to stderr is one JSON object with at
-least ``ts``, ``level``, ``logger`` and ``msg``; fields passed as ``extra=`` (``session_id``,
-``worker``) become keys of their own.
+least ``ts``, ``level``, ``logger`` and ``msg``; fields passed as ``extra=`` (the per-session
+summary lines: ``session_id``, ``voice``, ...) become keys of their own. In ``text`` format
+(:data:`TEXT_FORMAT`, the same for every service) the same fields follow the message as a
+``key=value`` tail, so both formats carry the same facts.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import logging
 from typing import Any, Literal
 
 __all__ = [
+    "TEXT_FORMAT",
     "JsonLinesFormatter",
     "LogFormat",
+    "TextFormatter",
     "configure_logging",
     "hold_logging",
     "hypercorn_error_logger",
@@ -32,8 +36,19 @@ __all__ = [
 
 LogFormat = Literal["text", "json"]
 
-#: Attributes every LogRecord has; anything else on a record came from ``extra=``.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+#: The ``text`` form of every service's log line (a worker adds its name).
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+#: Attributes every LogRecord has, or gets from a formatter; anything else came from ``extra=``.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
+def _extra(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields ``extra=`` put on ``record``."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
 
 
 class JsonLinesFormatter(logging.Formatter):
@@ -55,12 +70,34 @@ class JsonLinesFormatter(logging.Formatter):
             **self._fields,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                line[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+        for key, value in _extra(record).items():
+            plain = value is None or isinstance(value, (str, int, float, bool))
+            line[key] = value if plain else str(value)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``%``-style text, then the record's ``extra`` fields as ``key=value`` (a value with a
+    space, a quote or an ``=`` in JSON quotes, a missing one as ``-``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        tail = " ".join(f"{key}={_text_value(value)}" for key, value in _extra(record).items())
+        if not tail:
+            return text
+        head, newline, rest = text.partition("\n")  # a traceback stays below the line
+        return f"{head} {tail}{newline}{rest}"
+
+
+def _text_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = str(value)
+    if not text or any(c in text for c in ' "=\n'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
 
 
 class _Held(logging.Handler):
@@ -80,21 +117,26 @@ def hold_logging(level: int | str) -> None:
 
 
 def configure_logging(
-    level: int | str, log_format: LogFormat, text_format: str, **fields: Any
+    level: int | str, log_format: LogFormat, text_format: str = TEXT_FORMAT, **fields: Any
 ) -> None:
     """Send every log record to stderr in ``log_format``, replacing earlier configuration
     (records :func:`hold_logging` kept are written first).
 
     ``text_format`` is the ``%``-style format of the text form; ``fields`` are constant keys
-    of each JSON line (a worker's name, say).
+    of each JSON line (a worker's name, say). ``httpx``'s per-request lines are written only at
+    level ``DEBUG``.
     """
     held = [r for h in logging.getLogger().handlers if isinstance(h, _Held) for r in h.records]
     handler = logging.StreamHandler()
     if log_format == "json":
         handler.setFormatter(JsonLinesFormatter(fields))
     else:
-        handler.setFormatter(logging.Formatter(text_format))
+        handler.setFormatter(TextFormatter(text_format))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # httpx logs every request at INFO: each heartbeat and relayed request would bury the
+    # one line per session among its own (at DEBUG they are wanted).
+    quiet = logging.getLogger().level > logging.DEBUG
+    logging.getLogger("httpx").setLevel(logging.WARNING if quiet else logging.NOTSET)
     for record in held:
         handler.handle(record)
 

@@ -200,10 +200,14 @@ class BatchScheduler:
     def submit(
         self, text: str, language: str, voice: Voice, params: SamplingParams | None = None,
         speed: float = 1.0, options: StreamOptions | None = None, split_text: bool = True,
+        normalize: bool = True,
     ) -> SpeechJob:  # fmt: skip
-        """Queue ``text``; text, language and parameter errors are raised here, not later."""
-        pieces = self.engine.segments(text, language, split_text)
-        segments = [self.engine.tokenizer.encode(piece, language) for piece in pieces]
+        """Queue ``text``; text, language and parameter errors are raised here, not later.
+        ``normalize`` off reads numbers, abbreviations and symbols as written."""
+        pieces = self.engine.segments(text, language, split_text, normalize=normalize)
+        segments = [
+            self.engine.tokenizer.encode(piece, language, normalize=normalize) for piece in pieces
+        ]
         speech = self.engine.chunked_speech(voice, len(segments), speed, options)
         job = SpeechJob(next(self._ids), segments, voice, params or SamplingParams(), speech)
         with self._wake:

@@ -92,6 +92,9 @@ class ApiKeyAuthSection(SettingsSection):
     """Check client keys; ``false`` (set explicitly) lets anyone stream: for local use only."""
     api_key_hashes: list[str] = Field(default_factory=list)
     """Accepted keys, hashed: ``sha256:<hex>`` (the service's ``hash-key`` command prints one)."""
+    single_use_token_ttl_s: float = Field(default=900.0, gt=0)
+    """How long a token of ``POST /v1/single-use-token/tts_websocket`` stays valid (ElevenLabs:
+    15 minutes); each is accepted by one websocket only (:mod:`xtts_core.single_use`)."""
 
     @field_validator("api_key_hashes")
     @classmethod

@@ -111,7 +111,7 @@ class XttsBackend(Backend):
         options = StreamOptions(job.first_chunk_codes, job.chunk_codes, denoise=job.denoise)
         try:
             speech = self._scheduler.submit(
-                job.text, job.language, voice, params, job.speed, options
+                job.text, job.language, voice, params, job.speed, options, normalize=job.normalize
             )
         except XttsError as exc:  # bad text, language, voice clip or parameter
             raise JobRejectedError(str(exc), "invalid_message") from None

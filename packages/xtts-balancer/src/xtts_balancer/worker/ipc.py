@@ -95,6 +95,8 @@ class Job:
     first_chunk_codes: int
     chunk_codes: int
     denoise: bool
+    normalize: bool = True
+    """Spell out numbers, abbreviations and symbols (``apply_text_normalization`` not ``off``)."""
     latents: Latents | None = None
 
 

@@ -79,6 +79,13 @@ from xtts_core.protocol.http import (
     ValidationErrorResponse,
     error_body,
 )
+from xtts_core.protocol.openai import (
+    OpenAIError,
+    OpenAIErrorResponse,
+    openai_error,
+    openai_error_body,
+    openai_status,
+)
 from xtts_core.protocol.query import StreamInputQuery
 from xtts_core.protocol.server import (
     Alignment,
@@ -123,6 +130,8 @@ __all__ = [
     "InitializeConnection",
     "KeepContextAlive",
     "MultiStreamInputMessage",
+    "OpenAIError",
+    "OpenAIErrorResponse",
     "OutputFormat",
     "PronunciationDictionaryLocator",
     "SendText",
@@ -140,6 +149,9 @@ __all__ = [
     "http_status",
     "invalid_message",
     "message_api_key",
+    "openai_error",
+    "openai_error_body",
+    "openai_status",
     "parse_client_message",
     "parse_output_format",
     "parse_server_message",

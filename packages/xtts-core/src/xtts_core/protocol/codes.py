@@ -98,6 +98,9 @@ class ErrorCode(str, Enum):
     MAX_ACTIVE_CONVERSATIONS = "max_active_conversations"
     INVALID_API_KEY = "invalid_api_key"
     VOICE_NOT_FOUND = "voice_not_found"
+    MAX_CHARACTER_LIMIT_EXCEEDED = "max_character_limit_exceeded"
+    TOO_MANY_CONCURRENT_REQUESTS = "too_many_concurrent_requests"
+    SYSTEM_BUSY = "system_busy"
     # A request or message the protocol refuses.
     INVALID_MESSAGE = "invalid_message"
     INVALID_REQUEST = "invalid_request"
@@ -106,11 +109,8 @@ class ErrorCode(str, Enum):
     MESSAGE_TOO_BIG = "message_too_big"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     LENGTH_REQUIRED = "length_required"
-    TEXT_TOO_LONG = "text_too_long"
     CONTEXT_CLOSING = "context_closing"
     # Limits and capacity.
-    TOO_MANY_SESSIONS = "too_many_sessions"
-    SERVER_BUSY = "server_busy"
     NO_CAPACITY = "no_capacity"
     NO_BALANCER = "no_balancer"
     SHUTTING_DOWN = "shutting_down"
@@ -122,21 +122,20 @@ class ErrorCode(str, Enum):
     # Voice management.
     VOICE_NOT_DELETABLE = "voice_not_deletable"
     VOICE_LIBRARY_DISABLED = "voice_library_disabled"
-    NOT_SUPPORTED_BY_BROKER = "not_supported_by_broker"
 
 
 #: The HTTP status of each error code an HTTP endpoint answers with (§4.4, §5).
 HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.INVALID_API_KEY: 401,
     ErrorCode.VOICE_NOT_FOUND: 404,
+    ErrorCode.MAX_CHARACTER_LIMIT_EXCEEDED: 400,
+    ErrorCode.TOO_MANY_CONCURRENT_REQUESTS: 429,
+    ErrorCode.SYSTEM_BUSY: 429,
     ErrorCode.INVALID_MESSAGE: 422,
     ErrorCode.INVALID_REQUEST: 422,
     ErrorCode.UNSUPPORTED_OUTPUT_FORMAT: 422,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.LENGTH_REQUIRED: 411,
-    ErrorCode.TEXT_TOO_LONG: 422,
-    ErrorCode.TOO_MANY_SESSIONS: 429,
-    ErrorCode.SERVER_BUSY: 429,
     ErrorCode.NO_CAPACITY: 429,
     ErrorCode.NO_BALANCER: 503,
     ErrorCode.SHUTTING_DOWN: 503,
@@ -145,7 +144,6 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.VOICE_NOT_DELETABLE: 403,
     ErrorCode.VOICE_LIBRARY_DISABLED: 409,
-    ErrorCode.NOT_SUPPORTED_BY_BROKER: 501,
 }
 
 

@@ -10,7 +10,7 @@ from xtts_core.protocol.codes import ErrorCode, invalid_message
 # --- output formats (§2.8) ------------------------------------------------------------------------
 
 
-Codec: TypeAlias = Literal["pcm", "ulaw", "alaw", "mp3", "opus", "wav"]
+Codec: TypeAlias = Literal["pcm", "ulaw", "alaw", "mp3", "opus", "wav", "aac", "flac"]
 
 
 class AudioFormat(NamedTuple):

@@ -1,2 +1,2 @@
 """Text front end: normalisation (numbers, abbreviations, symbols), the BPE tokenizer (language
-tag, ``[SPACE]``) and its vocabulary writer."""
+tag, ``[SPACE]``) and its vocabulary writer, and the ``<break>``/SSML markup reader."""

@@ -45,8 +45,13 @@ _TURKISH_CAPITALS = str.maketrans({"İ": "i", "Ö": "ö", "Ü": "ü"})
 _WHITESPACE = re.compile(r"\s+")
 
 
-def normalize(text: str, language: str) -> str:
-    """``text`` as the GPT should read it in ``language`` (a base code: ``en``, ``zh``, ...)."""
+def normalize(text: str, language: str, *, expand: bool = True) -> str:
+    """``text`` as the GPT should read it in ``language`` (a base code: ``en``, ``zh``, ...).
+
+    ``expand`` off (``apply_text_normalization: off``) leaves numbers, abbreviations and symbols
+    as written; the rest (case, whitespace, the romanisation of Japanese, Korean and Chinese,
+    which the vocabulary needs) is done either way.
+    """
     if language not in NORMALIZED_LANGUAGES:
         return collapse_whitespace(text.lower())
     if language == "ja":
@@ -57,16 +62,23 @@ def normalize(text: str, language: str) -> str:
     if language == "tr":
         text = text.translate(_TURKISH_CAPITALS)
     text = text.lower()
-    text = normalize_numbers(text) if language == "zh" else expand_numbers(text, language)
-    for pattern, spoken in _abbreviation_patterns(language):
-        text = pattern.sub(spoken, text)
-    for symbol, word in zip(SYMBOL_ORDER, SYMBOL_WORDS[language], strict=True):
-        text = text.replace(symbol, f" {word} ")
+    if expand:
+        text = _expand(text, language)
     text = collapse_whitespace(text)
     if language == "ko":
         text = _romanize_korean(text)
     elif language == "zh":
         text = to_pinyin(text)
+    return text
+
+
+def _expand(text: str, language: str) -> str:
+    """Numbers, abbreviations and symbols spelt out."""
+    text = normalize_numbers(text) if language == "zh" else expand_numbers(text, language)
+    for pattern, spoken in _abbreviation_patterns(language):
+        text = pattern.sub(spoken, text)
+    for symbol, word in zip(SYMBOL_ORDER, SYMBOL_WORDS[language], strict=True):
+        text = text.replace(symbol, f" {word} ")
     return text
 
 

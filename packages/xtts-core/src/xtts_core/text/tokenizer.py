@@ -29,7 +29,7 @@ from xtts_core.errors import (  # noqa: E402
     UnsupportedLanguageError,
 )
 from xtts_core.text.limits import base_language  # noqa: E402
-from xtts_core.text.normalize import normalize  # noqa: E402
+from xtts_core.text.normalize import normalize as normalize_text  # noqa: E402
 from xtts_core.text.scripts import script_mismatch  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -96,11 +96,13 @@ class XttsTokenizer:
             )
         return tag
 
-    def encode(self, text: str, language: str) -> list[int]:
-        """Token ids of ``text`` (language tag first), checked against the GPT's text limit."""
+    def encode(self, text: str, language: str, *, normalize: bool = True) -> list[int]:
+        """Token ids of ``text`` (language tag first), checked against the GPT's text limit;
+        ``normalize`` off keeps numbers, abbreviations and symbols as written
+        (``apply_text_normalization: off``)."""
         tag = self.check_language(language)
         base = base_language(language)
-        clean = normalize(text, base)
+        clean = normalize_text(text, base, expand=normalize)
         if not any(char.isalnum() for char in clean):
             # Punctuation or emoji alone makes the GPT babble; there is nothing to say.
             raise TextError("text is empty: there is nothing to speak")
