@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from broker_servers import SECRET
+from broker_servers import SECRET, make_settings
 
-from xtts_broker.serve import _tls_close_filter
+import xtts_broker.serve as broker_serve
+from xtts_broker.serve import _tls_close_filter, run_broker
 
 
 def _free_port() -> int:
@@ -90,3 +91,27 @@ def test_tls_close_filter_drops_only_the_close_notify_race() -> None:
     finally:
         loop.close()
     assert seen == [other_tls, crash]
+
+
+def test_a_tls_error_while_connections_close_does_not_fail_the_shutdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hypercorn re-raises the first connection task's failure when it stops serving; a TLS
+    peer answering the close with an alert must not turn a drained shutdown into a crash, while
+    the same error before any shutdown is still raised."""
+    alert = ssl.SSLError(1, "tlsv1 alert internal error")
+
+    async def failing_serve(app: Any, config: Any, shutdown_trigger: Any) -> None:
+        raise alert
+
+    monkeypatch.setattr(broker_serve, "serve", failing_serve)
+
+    async def run(shutting_down: bool) -> None:
+        shutdown = asyncio.Event()
+        if shutting_down:
+            shutdown.set()
+        await run_broker(make_settings(), shutdown)
+
+    asyncio.run(run(shutting_down=True))  # returns: the drain was done
+    with pytest.raises(ssl.SSLError):
+        asyncio.run(run(shutting_down=False))

@@ -126,6 +126,13 @@ async def run_broker(
     try:
         await serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
         await asyncio.sleep(0)  # the last connection tasks' done callbacks report here
+    except ssl.SSLError as exc:
+        if not shutdown.is_set():
+            raise
+        # Hypercorn gathers its connection tasks at shutdown and re-raises the first failure:
+        # a TLS peer that answers the close with an alert would otherwise fail a shutdown
+        # whose drain has already finished.
+        logger.info("a TLS connection closed uncleanly during shutdown: %s", exc)
     finally:
         loop.set_exception_handler(previous)
 
