@@ -38,8 +38,9 @@ async def create_single_use_token(request: Request) -> Response:
     state = balancer_state(request)
     if state.broker is not None:
         raise ApiError(
-            ErrorCode.NOT_SUPPORTED_BY_BROKER,
+            ErrorCode.INVALID_REQUEST,
             "This balancer is broker-managed: the broker mints the single-use tokens.",
+            status_code=403,
         )
     identity = state.auth.check(request_api_key(request.headers, request.query_params))
     token = state.single_use_tokens.mint(identity)
