@@ -85,6 +85,11 @@ def test_broker_mode_lifecycle_and_graceful_shutdown(
         assert response.status_code == 200 and response.content
         replayed = httpx.post(speech_url, json={"text": "Hi."}, headers=headers)
         assert replayed.status_code == 403 and "already used" in replayed.text
+        token_path = "/v1/single-use-token/tts_websocket"  # the broker mints them, not we
+        token_headers = sign_request(SECRET, "POST", token_path, session_id="t-1")
+        minted = httpx.post(f"{srv.http_url}{token_path}", headers=token_headers)
+        assert minted.status_code == 403 and "the broker mints" in minted.text, minted.text
+        assert minted.json()["detail"]["status"] == "invalid_request"
 
         registrations = broker.paths().count(REGISTER_PATH)
         broker.forget = True  # the broker restarted: the next heartbeat gets 404
