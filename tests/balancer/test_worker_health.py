@@ -107,7 +107,7 @@ def test_a_backend_failure_fails_the_job_and_ends_the_worker() -> None:
     failure = BackendFailedError("batched step failed")
     sent, fatal = _run_one(failure)
     assert isinstance(sent[-1], JobFailed) and sent[-1].error == "worker_failed"
-    assert fatal == [failure]
+    wait_for(lambda: fatal == [failure])  # the hook runs after the job's JobFailed is sent
 
 
 def test_a_failed_batched_step_fails_the_xtts_backend_as_a_whole(
