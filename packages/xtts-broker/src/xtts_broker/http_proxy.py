@@ -203,9 +203,10 @@ async def speech(request: Request) -> Response | _Relay:
     voice = request.path_params.get("voice_id", "-")  # OpenAI's speech names it in the body
     record = RouteRecord(session_id, "http", voice, state.settings.service.strategy)
     refusal = _refusal(request, record)
-    if refusal is not None:
-        return refusal
     limit = _BODY_LIMITS.get(request.url.path, MAX_BODY_BYTES)
+    if refusal is not None:
+        await _body(request, limit, "")  # read first, so a keep-alive connection stays usable
+        return refusal
     body = await _body(request, limit, f"body larger than {limit} bytes", record)
     if isinstance(body, Response):
         return body
